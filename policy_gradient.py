@@ -1,0 +1,202 @@
+"""REINFORCE: Monte Carlo policy gradient (Williams 1992) with four gradient estimators.
+
+The policy gradient theorem (Sutton et al. 2000) gives
+
+    grad J(theta) = E_tau[ sum_t grad log pi_theta(a_t | s_t) * Psi_t ]
+
+for several choices of the weight Psi_t, all with the same expectation
+(Schulman et al. 2016, "High-dimensional continuous control using GAE", sec. 2):
+
+    total_return   Psi_t = R(tau)              every step weighted by the whole episode's return
+    reward_to_go   Psi_t = G_t                 only rewards that come after a_t (causality)
+    baseline       Psi_t = G_t - V(s_t)        minus a learned state-value baseline
+    advantage      Psi_t = normalize(G_t - V(s_t))   the same, standardized over the batch
+
+Each step down the list lowers the variance of the estimate; the last one is
+the default. The value network V is a separate MLP with its own optimizer,
+regressed on G_t; it is detached in the policy loss, so the baseline never
+receives policy gradient. Read docs/03_policy_gradient.md alongside.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.distributions import Categorical
+
+from rlsuite.envs import run_episodes
+from rlsuite.evaluation import greedy_policy, load_actor
+from rlsuite.nets import grad_norm, mlp
+from rlsuite.returns import discounted_return, normalize, reward_to_go
+
+ESTIMATORS = ("total_return", "reward_to_go", "baseline", "advantage")
+UPDATE_COLUMNS = ["greedy_action_prob", "batch_mean_return", "explained_variance"]
+
+
+@dataclass
+class PolicyGradientConfig:
+    total_steps: int = 300_000
+    """training budget in environment steps (CartPole-v1 is solved at ~50k-150k with the defaults)"""
+    estimator: str = "advantage"
+    """Psi_t, the weight on grad log pi(a_t|s_t): total_return | reward_to_go | baseline | advantage"""
+    episodes_per_update: int = 8
+    """N, complete episodes sampled per gradient step (run side by side in N envs)"""
+    learning_rate: float = 2e-3
+    """Adam step size for the policy (alpha in Williams 1992)"""
+    value_learning_rate: float = 1e-2
+    """Adam step size for the value baseline V(s)"""
+    value_iterations: int = 10
+    """full-batch gradient steps of V(s) on the returns-to-go per update (Spinning Up VPG uses 80)"""
+    gamma: float = 0.99
+    """discount factor gamma in G_t = sum_k gamma^k r_(t+k)"""
+    ent_coef: float = 0.0
+    """weight of the entropy bonus in the policy loss (0: plain REINFORCE)"""
+    max_grad_norm: float = 1.0
+    """global gradient-norm clip for the policy (Pascanu et al. 2013)"""
+    anneal_lr: bool = True
+    """decay both learning rates linearly to 0 over the budget, so the final policy settles"""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """hidden layer widths of the policy and value MLPs (tanh)"""
+
+    def validate(self) -> None:
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"argument --estimator: must be one of {', '.join(ESTIMATORS)}, "
+                             f"got {self.estimator!r}")
+
+
+def build_actor(obs_dim: int, n_actions: int, cfg: PolicyGradientConfig) -> torch.nn.Module:
+    """pi_theta(a|s): an MLP from observations to action logits (head gain 0.01: near-uniform start)."""
+    return mlp([obs_dim, *cfg.hidden_sizes, n_actions], output_gain=0.01)
+
+
+def build_critic(obs_dim: int, cfg: PolicyGradientConfig) -> torch.nn.Module:
+    """V_phi(s): a separate MLP with its own parameters."""
+    return mlp([obs_dim, *cfg.hidden_sizes, 1], output_gain=1.0)
+
+
+def load_policy(run_dir):
+    """Greedy policy of a finished run: numpy obs (n, obs_dim) -> actions (n,)."""
+    actor, _ = load_actor(run_dir, PolicyGradientConfig, build_actor)
+    return greedy_policy(actor)
+
+
+def episode_weights(episodes, estimator: str, gamma: float, critic=None) -> tuple[np.ndarray, np.ndarray]:
+    """Psi_t for every step of a batch of episodes, and the returns-to-go G_t.
+
+    With a critic, an episode cut by the time limit (truncated, not
+    terminated) bootstraps its returns with V(final observation); the
+    estimators without a critic have nothing to bootstrap with and treat the
+    cut as the end of the episode, as the textbook algorithm does.
+    """
+    returns_to_go, weights = [], []
+    for ep in episodes:
+        bootstrap = 0.0
+        if critic is not None and ep["truncated"]:
+            with torch.no_grad():
+                bootstrap = float(critic(torch.as_tensor(ep["final_obs"])).squeeze())
+        g = reward_to_go(ep["rewards"], gamma, bootstrap)
+        returns_to_go.append(g)
+        if estimator == "total_return":
+            weights.append(np.full(len(g), discounted_return(ep["rewards"], gamma)))
+        else:
+            weights.append(g)
+    returns_to_go = np.concatenate(returns_to_go)
+    weights = np.concatenate(weights)
+    if estimator in ("baseline", "advantage"):
+        obs = torch.as_tensor(np.concatenate([ep["obs"] for ep in episodes]))
+        with torch.no_grad():
+            values = critic(obs).squeeze(-1).numpy().astype(np.float64)
+        weights = returns_to_go - values  # the baseline enters as a number: no gradient flows into V
+        if estimator == "advantage":
+            weights = normalize(weights)
+    return weights, returns_to_go
+
+
+def policy_loss_fn(logits: torch.Tensor, actions: torch.Tensor, weights: torch.Tensor,
+                   ent_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """-mean_t[ log pi(a_t|s_t) * Psi_t ] - ent_coef * mean entropy; returns (loss, entropy).
+
+    ``weights`` must not require grad: Psi_t is a fixed number per step.
+    """
+    dist = Categorical(logits=logits)
+    entropy = dist.entropy().mean()
+    loss = -(dist.log_prob(actions) * weights).mean() - ent_coef * entropy
+    return loss, entropy
+
+
+def train(cfg: PolicyGradientConfig, run) -> torch.nn.Module:
+    actor = build_actor(run.obs_dim, run.n_actions, cfg)
+    critic = build_critic(run.obs_dim, cfg)
+    uses_critic = cfg.estimator in ("baseline", "advantage")
+    policy_opt = torch.optim.Adam(actor.parameters(), lr=cfg.learning_rate)
+    value_opt = torch.optim.Adam(critic.parameters(), lr=cfg.value_learning_rate)
+    envs = run.make_envs(cfg.episodes_per_update)
+
+    def sample(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return Categorical(logits=actor(torch.as_tensor(obs))).sample().numpy()
+
+    global_step = 0
+    while global_step < cfg.total_steps:
+        frac = 1.0 - global_step / cfg.total_steps if cfg.anneal_lr else 1.0
+        policy_opt.param_groups[0]["lr"] = cfg.learning_rate * frac
+        value_opt.param_groups[0]["lr"] = cfg.value_learning_rate * frac
+
+        # 1. Sample N complete episodes with the current stochastic policy.
+        episodes = run_episodes(envs, sample)
+        for ep in episodes:
+            global_step += len(ep["rewards"])
+            run.log_episode(global_step, ep["rewards"].sum(), len(ep["rewards"]))
+
+        # 2. Psi_t for every step (returns-to-go, minus the baseline, normalized...).
+        weights, returns_to_go = episode_weights(
+            episodes, cfg.estimator, cfg.gamma, critic if uses_critic else None)
+        obs = torch.as_tensor(np.concatenate([ep["obs"] for ep in episodes]))
+        actions = torch.as_tensor(np.concatenate([ep["actions"] for ep in episodes]))
+        weights_t = torch.as_tensor(weights, dtype=torch.float32)
+
+        # 3. One gradient step on the policy: ascend sum_t log pi(a_t|s_t) Psi_t.
+        logits = actor(obs)
+        loss, entropy = policy_loss_fn(logits, actions, weights_t, cfg.ent_coef)
+        policy_opt.zero_grad()
+        loss.backward()
+        norm = grad_norm(actor.parameters())
+        torch.nn.utils.clip_grad_norm_(actor.parameters(), cfg.max_grad_norm)
+        policy_opt.step()
+
+        with torch.no_grad():
+            old_logp = torch.log_softmax(logits, dim=-1)
+            new_logp = torch.log_softmax(actor(obs), dim=-1)
+            # k3 estimator of KL(old || new) on the sampled actions (Schulman 2020, "Approximating KL")
+            log_ratio = new_logp.gather(1, actions[:, None]) - old_logp.gather(1, actions[:, None])
+            approx_kl = float((log_ratio.exp() - 1 - log_ratio).mean())
+            greedy_prob = float(old_logp.exp().max(dim=-1).values.mean())
+
+        # 4. Fit the baseline V(s) to the returns-to-go (its own network and optimizer).
+        value_loss = explained_var = None
+        if uses_critic:
+            targets = torch.as_tensor(returns_to_go, dtype=torch.float32)
+            for _ in range(cfg.value_iterations):
+                v_loss = 0.5 * ((critic(obs).squeeze(-1) - targets) ** 2).mean()
+                value_opt.zero_grad()
+                v_loss.backward()
+                value_opt.step()
+            value_loss = float(v_loss.detach())
+            with torch.no_grad():
+                residual = targets - critic(obs).squeeze(-1)
+            var = float(targets.var())
+            explained_var = float(1 - residual.var() / var) if var > 0 else None
+
+        run.log_update(
+            global_step, policy_loss=float(loss), value_loss=value_loss, entropy=float(entropy),
+            approx_kl=approx_kl, grad_norm=norm, learning_rate=policy_opt.param_groups[0]["lr"],
+            greedy_action_prob=greedy_prob,
+            batch_mean_return=float(np.mean([ep["rewards"].sum() for ep in episodes])),
+            explained_variance=explained_var,
+        )
+        if run.update_boundary(global_step, actor):
+            break
+    for env in envs:
+        env.close()
+    return actor

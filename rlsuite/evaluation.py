@@ -1,0 +1,116 @@
+"""Greedy evaluation, video recording and loading a trained policy."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from rlsuite.envs import make_env, run_episodes
+from rlsuite.records import read_json
+
+
+def config_from_dict(config_cls, values: dict):
+    """Rebuild a config dataclass from JSON (lists back to tuples where the default is one)."""
+    import dataclasses
+
+    kwargs = {}
+    for f in dataclasses.fields(config_cls):
+        if f.name in values:
+            v = values[f.name]
+            kwargs[f.name] = tuple(v) if isinstance(v, list) else v
+    return config_cls(**kwargs)
+
+Policy = Callable[[np.ndarray], np.ndarray]
+
+
+def periodic_eval_seeds(seed: int, episodes: int) -> list[int]:
+    """Protocol: periodic evaluation episode i is seeded 10_000 + seed * 1_000 + i."""
+    return [10_000 + seed * 1_000 + i for i in range(episodes)]
+
+
+def final_eval_seeds(seed: int, episodes: int = 100) -> list[int]:
+    """Protocol: final evaluation episode i is seeded 1_000_000 + seed * 1_000 + i."""
+    return [1_000_000 + seed * 1_000 + i for i in range(episodes)]
+
+
+def greedy_policy(actor: torch.nn.Module) -> Policy:
+    """Wrap an actor (observations -> action logits) as numpy obs -> argmax actions."""
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            logits = actor(torch.as_tensor(obs, dtype=torch.float32))
+        return logits.argmax(dim=-1).numpy()
+
+    return act
+
+
+class Evaluator:
+    """Runs greedy episodes with fixed seeds on its own envs (never the training envs).
+
+    Episodes run side by side so the policy sees one batch per time step;
+    each env is reset with its own seed, so episode i is the same whether it
+    runs alone or in a batch.
+    """
+
+    def __init__(self, env_id: str):
+        self.env_id = env_id
+        self._envs: list = []
+
+    def evaluate(self, act: Policy, seeds: list[int]) -> np.ndarray:
+        while len(self._envs) < len(seeds):
+            self._envs.append(make_env(self.env_id))
+        episodes = run_episodes(self._envs[: len(seeds)], act, seeds)
+        return np.array([ep["rewards"].sum() for ep in episodes], dtype=np.float64)
+
+    def close(self) -> None:
+        for env in self._envs:
+            env.close()
+        self._envs = []
+
+
+def record_video(env_id: str, act: Policy, seeds: list[int], out_dir: Path) -> list[Path]:
+    """Record one greedy episode per seed to ``out_dir/episode_<k>.mp4`` (headless)."""
+    import imageio.v2 as imageio
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = make_env(env_id, render_mode="rgb_array")
+    fps = env.metadata.get("render_fps", 30)
+    paths = []
+    try:
+        for k, seed in enumerate(seeds):
+            obs, _ = env.reset(seed=seed)
+            frames = [env.render()]
+            done = False
+            while not done:
+                action = act(np.asarray(obs, dtype=np.float32)[None])[0].item()
+                obs, _, terminated, truncated, _ = env.step(action)
+                frames.append(env.render())
+                done = terminated or truncated
+            path = out_dir / f"episode_{k}.mp4"
+            # macro_block_size=2: libx264/yuv420p needs even sides; 2 avoids
+            # resizing CartPole's 600x400 frames (the default 16 would).
+            imageio.mimwrite(path, frames, fps=fps, macro_block_size=2)
+            paths.append(path)
+    finally:
+        env.close()
+    return paths
+
+
+def load_actor(run_dir: Path, config_cls, build_actor) -> tuple[torch.nn.Module, dict]:
+    """Rebuild a run's actor from its config.json and model.pt only.
+
+    ``build_actor(obs_dim, n_actions, cfg)`` is the algorithm's own network
+    constructor; ``cfg`` is rebuilt as ``config_cls`` from the saved
+    hyperparameters.
+    """
+    run_dir = Path(run_dir)
+    config = read_json(run_dir / "config.json")
+    cfg = config_from_dict(config_cls, config["hyperparameters"])
+    actor = build_actor(config["obs_dim"], config["n_actions"], cfg)
+    state = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
+    actor.load_state_dict(state)
+    actor.eval()
+    return actor, config

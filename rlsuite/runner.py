@@ -1,0 +1,394 @@
+"""The one benchmark runner behind every ``*_benchmark.py``.
+
+An algorithm supplies its config dataclass, ``train(cfg, run)`` and
+``build_actor(obs_dim, n_actions, cfg)``; this module does the rest of the
+protocol: CLI, validation, seeding, the results tree, periodic and final
+evaluation, solved detection, video, progress bar, summary, and clean
+handling of Ctrl-C / SIGTERM.
+
+The contract for ``train(cfg, run)``:
+
+- build envs with ``run.make_vec_env(n)`` or ``run.make_envs(n)`` (seeded);
+- call ``run.log_episode(global_step, ret, length)`` per finished episode;
+- call ``run.log_update(global_step, **metrics)`` once per parameter update;
+- call ``run.update_boundary(global_step, actor)`` after each update and stop
+  if it returns True (``--stop-when-solved``) or the budget is spent;
+- return the trained actor (observations -> action logits).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import shutil
+import signal
+import sys
+import time
+import traceback
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rlsuite.cli import UsageError, parse_args
+from rlsuite.envs import EnvError, EnvInfo, describe_env, make_env, make_vec_env
+from rlsuite.evaluation import (
+    Evaluator,
+    final_eval_seeds,
+    greedy_policy,
+    load_actor,
+    periodic_eval_seeds,
+    record_video,
+)
+from rlsuite.records import (
+    EPISODE_COLUMNS,
+    EVAL_COLUMNS,
+    UPDATE_COLUMNS,
+    CsvLog,
+    git_commit,
+    library_versions,
+    read_json,
+    write_json_atomic,
+)
+
+RUN_FILES = ("config.json", "episodes.csv", "updates.csv", "evals.csv", "summary.json", "model.pt")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def run_dir_for(results_dir, env_id: str, algo: str, seed: int) -> Path:
+    return Path(results_dir) / env_id / algo / f"seed_{seed}"
+
+
+def _check_writable(path: Path, argument: str) -> None:
+    """The folder can be created and written to; nothing is created here."""
+    probe = Path(path).absolute()
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"argument {argument}: {probe} exists and is not a folder; give a writable folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"argument {argument}: {probe} is not writable; give a writable folder")
+
+
+def _completed(run_dir: Path) -> bool:
+    try:
+        return read_json(run_dir / "summary.json").get("status") == "completed"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled exactly like Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
+class Run:
+    """What a training function sees of the benchmark: envs, logs, evaluation, clock."""
+
+    def __init__(self, algo, cfg, args, info: EnvInfo, run_dir: Path,
+                 update_columns=(), episode_columns=()):
+        self.algo = algo
+        self.cfg = cfg
+        self.args = args
+        self.env_id = info.env_id
+        self.seed = args.seed
+        self.obs_dim = info.obs_dim
+        self.n_actions = info.n_actions
+        self.total_steps = cfg.total_steps
+        self.run_dir = run_dir
+        self.threshold = args.solve_threshold if args.solve_threshold is not None else info.reward_threshold
+
+        self.episodes = CsvLog(run_dir / "episodes.csv", EPISODE_COLUMNS + list(episode_columns))
+        self.updates = CsvLog(run_dir / "updates.csv", UPDATE_COLUMNS + list(update_columns))
+        self.evals = CsvLog(run_dir / "evals.csv", EVAL_COLUMNS)
+        self.evaluator = Evaluator(self.env_id)
+
+        self.global_step = 0
+        self.n_episodes = 0
+        self.n_updates = 0
+        self.recent_returns: deque[float] = deque(maxlen=100)
+        self.next_eval = args.eval_every
+        self.solved_step = None
+        self.solved_time = None
+        self.last_eval = None
+        self.actor = None
+
+        self._start = None
+        self._paused = 0.0
+        self._pbar = None
+        self._last_bar_step = 0
+
+    # -- clock ------------------------------------------------------------
+    def start_clock(self) -> None:
+        self._start = time.perf_counter()
+
+    @property
+    def train_time_s(self) -> float:
+        """Wall time since training started, minus evaluation time."""
+        if self._start is None:
+            return 0.0
+        return time.perf_counter() - self._start - self._paused
+
+    # -- environments -----------------------------------------------------
+    def make_vec_env(self, num_envs: int):
+        """Seeded vector env (next-step autoreset); pair with ``AutoresetTracker``."""
+        return make_vec_env(self.env_id, num_envs, self.seed)
+
+    def make_envs(self, n: int) -> list:
+        """``n`` single envs, env i seeded with seed + i (SyncVectorEnv's convention)."""
+        envs = []
+        for i in range(n):
+            env = make_env(self.env_id)
+            env.reset(seed=self.seed + i)
+            env.action_space.seed(self.seed + i)
+            envs.append(env)
+        return envs
+
+    # -- logging ----------------------------------------------------------
+    def log_episode(self, global_step: int, ret: float, length: int, **extra) -> None:
+        self.n_episodes += 1
+        self.recent_returns.append(float(ret))
+        self.episodes.write(global_step=int(global_step), train_time_s=round(self.train_time_s, 4),
+                            episode=self.n_episodes, **{"return": float(ret)}, length=int(length), **extra)
+
+    def log_update(self, global_step: int, **metrics) -> None:
+        self.n_updates += 1
+        metrics = {k: (float(v) if isinstance(v, (np.floating, torch.Tensor)) else v) for k, v in metrics.items()}
+        self.updates.write(update=self.n_updates, global_step=int(global_step),
+                           train_time_s=round(self.train_time_s, 4), **metrics)
+
+    # -- the update boundary: progress, periodic evaluation, early stop ---
+    def update_boundary(self, global_step: int, actor: torch.nn.Module) -> bool:
+        """Call after each update. Returns True when training should stop early."""
+        self.global_step = int(global_step)
+        self.actor = actor
+        if self.global_step >= self.next_eval:
+            self._periodic_eval(actor)
+            every = self.args.eval_every
+            self.next_eval = (self.global_step // every + 1) * every
+        self._refresh_bar()
+        return bool(self.args.stop_when_solved and self.solved_step is not None)
+
+    def _periodic_eval(self, actor) -> None:
+        t0 = time.perf_counter()
+        returns = self.evaluator.evaluate(
+            greedy_policy(actor), periodic_eval_seeds(self.seed, self.args.eval_episodes))
+        train_time = self.train_time_s
+        mean, std = float(returns.mean()), float(returns.std())
+        self.evals.write(global_step=self.global_step, train_time_s=round(train_time, 4),
+                         mean_return=mean, std_return=std, episodes=len(returns))
+        self.last_eval = mean
+        if self.solved_step is None and self.threshold is not None and mean >= self.threshold:
+            self.solved_step = self.global_step
+            self.solved_time = train_time
+        self._paused += time.perf_counter() - t0
+
+    def _refresh_bar(self) -> None:
+        if self._pbar is None:
+            return
+        step = min(self.global_step, self.total_steps)
+        self._pbar.update(step - self._last_bar_step)
+        self._last_bar_step = step
+        post = {}
+        if self.recent_returns:
+            post["return"] = f"{np.mean(list(self.recent_returns)[-20:]):.1f}"
+        if self.last_eval is not None:
+            post["eval"] = f"{self.last_eval:.1f}"
+        if self.solved_step is not None:
+            post["solved@"] = self.solved_step
+        self._pbar.set_postfix(post, refresh=False)
+
+    def close(self) -> None:
+        for log in (self.episodes, self.updates, self.evals):
+            log.close()
+        self.evaluator.close()
+        if self._pbar is not None:
+            self._pbar.close()
+
+
+def _write_config(run: Run, algo: str, cfg, args, info: EnvInfo) -> None:
+    write_json_atomic(run.run_dir / "config.json", {
+        "algo": algo,
+        "env_id": info.env_id,
+        "seed": args.seed,
+        "total_steps": cfg.total_steps,
+        "hyperparameters": dataclasses.asdict(cfg),
+        "protocol": {
+            "eval_every": args.eval_every,
+            "eval_episodes": args.eval_episodes,
+            "solve_threshold": run.threshold,
+            "stop_when_solved": args.stop_when_solved,
+            "threads": args.threads,
+        },
+        "obs_dim": info.obs_dim,
+        "n_actions": info.n_actions,
+        "versions": library_versions(),
+        "git_commit": git_commit(),
+        "command": [os.path.basename(sys.argv[0])] + sys.argv[1:],
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    })
+
+
+def _summary(run: Run, status: str, final=None, error=None) -> dict:
+    solved = None if run.threshold is None else run.solved_step is not None
+    last100 = float(np.mean(run.recent_returns)) if run.recent_returns else None
+    return {
+        "algo": run.algo,
+        "env_id": run.env_id,
+        "seed": run.seed,
+        "status": status,
+        "total_steps": run.global_step,
+        "train_time_s": round(run.train_time_s, 4),
+        "solved": solved,
+        "steps_to_solve": run.solved_step,
+        "time_to_solve_s": None if run.solved_time is None else round(run.solved_time, 4),
+        "final_eval_mean": None if final is None else float(final.mean()),
+        "final_eval_std": None if final is None else float(final.std()),
+        "final_eval_episodes": None if final is None else int(len(final)),
+        "last100_train_return": last100,
+        "error": error,
+    }
+
+
+def _evaluate_only(prog, algo, config_cls, build_actor, args) -> int:
+    run_dir = Path(args.evaluate)
+    for name in ("config.json", "model.pt"):
+        if not (run_dir / name).is_file():
+            raise UsageError(f"argument --evaluate: {run_dir / name} not found; give a run folder "
+                             "holding config.json and model.pt")
+    try:
+        config = read_json(run_dir / "config.json")
+        saved_algo, env_id, seed = config["algo"], config["env_id"], int(config["seed"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UsageError(f"argument --evaluate: {run_dir / 'config.json'} is not a valid run config") from None
+    if saved_algo != algo:
+        raise UsageError(f"argument --evaluate: {run_dir} holds a {saved_algo!r} run; "
+                         f"use {saved_algo}_benchmark.py")
+    if args.record_video:
+        _check_writable(Path(args.video_dir), "--video-dir")
+    try:
+        actor, _ = load_actor(run_dir, config_cls, build_actor)
+    except Exception as exc:  # corrupt model.pt or mismatched shapes
+        raise UsageError(f"argument --evaluate: cannot load {run_dir / 'model.pt'}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    torch.set_num_threads(args.threads)
+    act = greedy_policy(actor)
+    evaluator = Evaluator(env_id)
+    returns = evaluator.evaluate(act, final_eval_seeds(seed))
+    evaluator.close()
+    print(f"{algo} on {env_id}, seed {seed} ({run_dir}): final evaluation, "
+          f"{len(returns)} greedy episodes: {returns.mean():.1f} ± {returns.std():.1f}")
+    if args.record_video:
+        out = run_dir_for(args.video_dir, env_id, algo, seed)
+        paths = record_video(env_id, act, final_eval_seeds(seed, args.video_episodes), out)
+        print(f"videos: {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def main(algo: str, config_cls, train, build_actor, *, update_columns=(), episode_columns=(),
+         description: str = "", argv=None) -> int:
+    """Parse, validate, train, evaluate, write the protocol's files. Returns the exit status."""
+    prog = f"{algo}_benchmark.py" if algo != "policy_gradient" else "policy_gradient_benchmark.py"
+    try:
+        args, cfg = parse_args(argv, prog, algo, config_cls, description)
+        if args.evaluate is not None:
+            return _evaluate_only(prog, algo, config_cls, build_actor, args)
+        info = describe_env(args.env)
+        run_dir = run_dir_for(args.results_dir, info.env_id, algo, args.seed)
+        _check_writable(run_dir, "--results-dir")
+        if args.record_video:
+            _check_writable(Path(args.video_dir), "--video-dir")
+        if _completed(run_dir) and not args.overwrite:
+            raise UsageError(f"{run_dir} already holds a completed run; pass --overwrite to replace it")
+    except (UsageError, EnvError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+
+    # Everything below writes. An interrupted or failed run in run_dir is replaced.
+    if run_dir.exists():
+        for name in RUN_FILES:
+            (run_dir / name).unlink(missing_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"{prog}: error: argument --results-dir: cannot create {run_dir}: {exc.strerror}",
+              file=sys.stderr)
+        return 2
+
+    torch.set_num_threads(args.threads)
+    seed_everything(args.seed)
+    run = Run(algo, cfg, args, info, run_dir, update_columns, episode_columns)
+    _write_config(run, algo, cfg, args, info)
+
+    previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
+    status, error, final, exit_code = "completed", None, None, 0
+    try:
+        if args.progress:
+            from tqdm import tqdm
+
+            run._pbar = tqdm(total=cfg.total_steps, unit="step", unit_scale=True, dynamic_ncols=True,
+                             desc=f"{algo} {info.env_id} seed {args.seed}", file=sys.stderr)
+        run.start_clock()
+        actor = train(cfg, run)
+        run.actor = actor
+        run._refresh_bar()
+        if run._pbar is not None:
+            run._pbar.close()
+            run._pbar = None
+        torch.save(actor.state_dict(), run_dir / "model.pt")
+        final = run.evaluator.evaluate(greedy_policy(actor), final_eval_seeds(args.seed))
+        videos = []
+        if args.record_video:
+            out = run_dir_for(args.video_dir, info.env_id, algo, args.seed)
+            videos = record_video(info.env_id, greedy_policy(actor),
+                                  final_eval_seeds(args.seed, args.video_episodes), out)
+    except KeyboardInterrupt:
+        status, error, exit_code = "interrupted", "interrupted by signal", 130
+    except Exception as exc:  # the run failed: record why, keep the rows
+        status, exit_code = "failed", 1
+        error = f"{type(exc).__name__}: {exc}"
+        traceback.print_exc()
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        if run._pbar is not None:
+            run._pbar.close()
+            run._pbar = None
+        if status != "completed" and run.actor is not None:
+            try:
+                torch.save(run.actor.state_dict(), run_dir / "model.pt")
+            except Exception:
+                pass
+        summary = _summary(run, status, final, error)
+        run.close()
+        write_json_atomic(run_dir / "summary.json", summary)
+
+    _print_summary(summary, run_dir, videos if status == "completed" else [])
+    return exit_code
+
+
+def _print_summary(s: dict, run_dir: Path, videos) -> None:
+    head = f"{s['algo']} on {s['env_id']}, seed {s['seed']}: {s['status']}"
+    print(f"{head} after {s['total_steps']:,} steps, {s['train_time_s']:.1f} s train time")
+    if s["solved"]:
+        print(f"  solved at step {s['steps_to_solve']:,} ({s['time_to_solve_s']:.1f} s)")
+    elif s["solved"] is False:
+        print("  not solved")
+    if s["final_eval_mean"] is not None:
+        print(f"  final eval ({s['final_eval_episodes']} greedy episodes): "
+              f"{s['final_eval_mean']:.1f} ± {s['final_eval_std']:.1f}")
+    if s["error"] and s["status"] == "failed":
+        print(f"  error: {s['error']}")
+    print(f"  files: {run_dir}/")
+    for v in videos:
+        print(f"  video: {v}")
