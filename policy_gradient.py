@@ -182,14 +182,14 @@ def train(cfg: PolicyGradientConfig, run) -> torch.nn.Module:
                 value_opt.zero_grad()
                 v_loss.backward()
                 value_opt.step()
-            value_loss = float(v_loss.detach())
+            value_loss = v_loss.item()
             with torch.no_grad():
                 residual = targets - critic(obs).squeeze(-1)
             var = float(targets.var())
             explained_var = float(1 - residual.var() / var) if var > 0 else None
 
         run.log_update(
-            global_step, policy_loss=float(loss), value_loss=value_loss, entropy=float(entropy),
+            global_step, policy_loss=loss.item(), value_loss=value_loss, entropy=entropy.item(),
             approx_kl=approx_kl, grad_norm=norm, learning_rate=policy_opt.param_groups[0]["lr"],
             greedy_action_prob=greedy_prob,
             batch_mean_return=float(np.mean([ep["rewards"].sum() for ep in episodes])),

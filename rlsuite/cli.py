@@ -11,6 +11,7 @@ import ast
 import dataclasses
 import inspect
 import math
+import re
 import sys
 import textwrap
 import typing
@@ -20,8 +21,26 @@ class UsageError(Exception):
     """Bad command-line input: printed as one line, exit status 2."""
 
 
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Append '(default: X)' unless the help text already says what the default is."""
+
+    def _get_help_string(self, action):
+        if "default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+    def __init__(self, prog):
+        super().__init__(prog, max_help_position=34, width=100)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a parse error is one line on stderr (no usage dump) and exit 2."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # so that `--learning-rate -1e-3` reaches validation ("must be > 0") instead of
+        # being mistaken for an option; argparse's own pattern misses exponents
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
     def error(self, message: str):  # noqa: D102 - argparse API
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -119,7 +138,8 @@ COMMON_HELP = {
     "video_dir": "root of the videos tree: DIR/<env>/<algo>/seed_<seed>/episode_<k>.mp4",
     "threads": "torch.set_num_threads for this run",
     "stop_when_solved": "end training at the first solving evaluation",
-    "solve_threshold": "the return that counts as solved (default: the env's spec.reward_threshold)",
+    "solve_threshold": "the return that counts as solved (default: the env's spec.reward_threshold, "
+    "475 for CartPole-v1)",
     "overwrite": "replace a run directory that already holds a completed run",
     "evaluate": "no training: load the policy saved in RUN_DIR, run the final 100-episode "
     "evaluation (and --record-video if given), print the figures; RUN_DIR is not changed",
@@ -131,7 +151,7 @@ def build_parser(prog: str, algo: str, config_cls, description: str = "") -> One
     parser = OneLineParser(
         prog=prog,
         description=description,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
     common = parser.add_argument_group("common benchmark flags (BENCHMARK_PROTOCOL.md)")
     common.add_argument("--env", default="CartPole-v1", metavar="ID", help=COMMON_HELP["env"])
@@ -162,10 +182,12 @@ def build_parser(prog: str, algo: str, config_cls, description: str = "") -> One
             continue
         convert = {"int": _int, "float": _float, "str": str,
                    "optional_float": _optional_float, "int_tuple": _int_tuple}[kind]
-        shown = ",".join(map(str, default)) if kind == "int_tuple" else default
+        metavar = {"int": "N", "float": "X", "str": "NAME", "optional_float": "X|none",
+                   "int_tuple": "N,N"}[kind]
+        if kind == "int_tuple":
+            help_text = f"{help_text} (default: {','.join(map(str, default))})"
         group.add_argument(flag(f.name), dest=f.name, type=convert, default=default,
-                           metavar=f.name.upper(), help=f"{help_text} (default: {shown})"
-                           if kind == "int_tuple" else help_text)
+                           metavar=metavar, help=help_text)
     return parser
 
 

@@ -158,13 +158,15 @@ class Run:
     # -- logging ----------------------------------------------------------
     def log_episode(self, global_step: int, ret: float, length: int, **extra) -> None:
         self.n_episodes += 1
+        self.global_step = max(self.global_step, int(global_step))
         self.recent_returns.append(float(ret))
         self.episodes.write(global_step=int(global_step), train_time_s=round(self.train_time_s, 4),
                             episode=self.n_episodes, **{"return": float(ret)}, length=int(length), **extra)
 
     def log_update(self, global_step: int, **metrics) -> None:
         self.n_updates += 1
-        metrics = {k: (float(v) if isinstance(v, (np.floating, torch.Tensor)) else v) for k, v in metrics.items()}
+        metrics = {k: (v.detach().item() if isinstance(v, torch.Tensor) else
+                       float(v) if isinstance(v, np.floating) else v) for k, v in metrics.items()}
         self.updates.write(update=self.n_updates, global_step=int(global_step),
                            train_time_s=round(self.train_time_s, 4), **metrics)
 

@@ -1,0 +1,83 @@
+"""Autoreset masking, truncation versus termination, seeded envs."""
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from rlsuite.envs import AutoresetTracker, EnvError, describe_env, make_env, make_vec_env, run_episodes
+
+
+def test_tracker_masks_the_reset_step_after_an_episode_end():
+    tracker = AutoresetTracker(num_envs=2)
+    f = np.array([False, False])
+    # env 0 ends at step 1 (terminated), env 1 at step 2 (truncated)
+    steps = [
+        (np.array([1.0, 1.0]), f, f),
+        (np.array([1.0, 1.0]), np.array([True, False]), f),
+        (np.array([0.0, 1.0]), f, np.array([False, True])),  # env 0: reset step, reward 0
+        (np.array([1.0, 0.0]), f, f),                        # env 1: reset step
+    ]
+    valids, finished = [], []
+    for rewards, term, trunc in steps:
+        valid, done = tracker.step(rewards, term, trunc)
+        valids.append(valid.copy())
+        finished.extend(done)
+    np.testing.assert_array_equal(np.array(valids), [[1, 1], [1, 1], [0, 1], [1, 0]])
+    assert finished == [(2.0, 2, 0), (3.0, 3, 1)]
+    # the new episodes have begun counting only their real steps
+    assert tracker.episode_length.tolist() == [1, 0]
+
+
+def test_vector_env_truncation_is_not_termination_and_next_step_is_a_reset():
+    envs = gym.make_vec("CartPole-v1", num_envs=1, vectorization_mode="vector_entry_point",
+                        max_episode_steps=3)
+    envs.reset(seed=0)
+    tracker = AutoresetTracker(1)
+    record = []
+    for _ in range(4):
+        # alternate actions so the pole does not fall within 3 steps
+        obs, r, term, trunc, _ = envs.step(np.array([len(record) % 2]))
+        valid, finished = tracker.step(r, term, trunc)
+        record.append((float(r[0]), bool(term[0]), bool(trunc[0]), bool(valid[0]), finished))
+    assert [x[2] for x in record] == [False, False, True, False]   # truncated at step 3
+    assert not any(x[1] for x in record)                          # never terminated
+    assert [x[3] for x in record] == [True, True, True, False]    # step 4 is the reset
+    assert record[3][0] == 0.0
+    assert record[2][4] == [(3.0, 3, 0)]
+
+
+def test_run_episodes_reports_truncation_with_the_final_observation():
+    env = gym.make("CartPole-v1", max_episode_steps=4)
+    (ep,) = run_episodes([env], lambda obs: np.zeros(len(obs), dtype=np.int64), seeds=[0])
+    # constant action 0 for 4 steps does not tip the pole over 12 degrees from a near-upright start
+    assert ep["truncated"] and not ep["terminated"]
+    assert len(ep["rewards"]) == 4 and ep["obs"].shape == (4, 4)
+    assert ep["final_obs"].shape == (4,)
+    assert not np.allclose(ep["final_obs"], ep["obs"][-1])
+
+
+def test_run_episodes_is_seeded():
+    act = lambda obs: np.zeros(len(obs), dtype=np.int64)  # noqa: E731
+    a = run_episodes([make_env("CartPole-v1")], act, seeds=[5])[0]
+    b = run_episodes([make_env("CartPole-v1")], act, seeds=[5])[0]
+    np.testing.assert_array_equal(a["obs"], b["obs"])
+
+
+def test_make_vec_env_is_seeded():
+    a = make_vec_env("CartPole-v1", 4, seed=3).reset(seed=3)[0]
+    b = make_vec_env("CartPole-v1", 4, seed=3).reset(seed=3)[0]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_describe_env_reads_spaces_and_threshold():
+    info = describe_env("CartPole-v1")
+    assert (info.obs_dim, info.n_actions, info.reward_threshold) == (4, 2, 475.0)
+
+
+@pytest.mark.parametrize("env_id,fragment", [
+    ("CartPol-v1", "did you mean CartPole-v1"),
+    ("Pendulum-v1", "not supported yet"),
+])
+def test_describe_env_rejects_with_one_clear_line(env_id, fragment):
+    with pytest.raises(EnvError) as err:
+        describe_env(env_id)
+    assert fragment in str(err.value) and "\n" not in str(err.value)
