@@ -36,8 +36,9 @@ UPDATE_COLUMNS = ["greedy_action_prob", "batch_mean_return", "explained_variance
 
 @dataclass
 class PolicyGradientConfig:
-    total_steps: int = 300_000
-    """training budget in environment steps (CartPole-v1 is solved at ~50k-150k with the defaults)"""
+    total_steps: int = 150_000
+    """training budget in environment steps (with the defaults CartPole-v1 is first solved at
+    15k-31k steps on seeds 1-10; the rest lets the annealed policy settle)"""
     estimator: str = "advantage"
     """Psi_t, the weight on grad log pi(a_t|s_t): total_return | reward_to_go | baseline | advantage"""
     episodes_per_update: int = 8

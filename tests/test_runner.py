@@ -69,7 +69,7 @@ def test_help_lists_every_flag_with_its_default():
                  "--estimator", "--episodes-per-update", "--ent-coef", "--max-grad-norm"):
         assert flag in proc.stdout, flag
     text = " ".join(proc.stdout.split())
-    assert "(default: 300000)" in text and "(default: CartPole-v1)" in text and "(default: 0.002)" in text
+    assert "(default: 150000)" in text and "(default: CartPole-v1)" in text and "(default: 0.002)" in text
 
 
 @pytest.mark.parametrize("args,fragments", [
