@@ -460,9 +460,19 @@ class Progress:
 
 # -- the scheduler -----------------------------------------------------------------
 
-def _raise_stop(signum, frame):
-    """SIGTERM to the orchestrator: handled like Ctrl-C."""
-    raise KeyboardInterrupt
+class StopRequest:
+    """Signal handler for Ctrl-C and SIGTERM that only records the request.
+
+    The scheduler checks it between steps, so a signal never lands between
+    starting a child and recording it (no orphan), and children start with
+    the default handlers and an unblocked signal mask.
+    """
+
+    def __init__(self):
+        self.signum = None
+
+    def __call__(self, signum, frame):
+        self.signum = signum
 
 
 def schedule(specs: list[RunSpec], backend, jobs: int, strict: bool, progress: Progress,
@@ -472,19 +482,22 @@ def schedule(specs: list[RunSpec], backend, jobs: int, strict: bool, progress: P
     running: dict[int, tuple[RunSpec, dict]] = {}
     outcomes: list[Outcome] = []
     stop_reason = None
+    stop = StopRequest()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         while pending or running:
+            if stop.signum is not None:
+                progress.line(f"interrupted: stopping {len(running)} running run(s) ...")
+                _stop_all(running, backend)
+                outcomes += [Outcome(spec, "interrupted", error="interrupted by Ctrl-C / SIGTERM")
+                             for spec, _ in running.values()]
+                return outcomes, True
             free = jobs - sum(spec.slots for spec, _ in running.values())
             for spec in list(pending):
                 if stop_reason or spec.slots > free:
                     continue
-                # No signal may land between starting a child and recording it.
-                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-                try:
-                    running[id(spec)] = (spec, backend.start(spec))
-                    pending.remove(spec)
-                finally:
-                    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+                running[id(spec)] = (spec, backend.start(spec))
+                pending.remove(spec)
                 free -= spec.slots
             for key, (spec, handle) in list(running.items()):
                 result = backend.poll(handle)
@@ -502,32 +515,25 @@ def schedule(specs: list[RunSpec], backend, jobs: int, strict: bool, progress: P
             if stop_reason and not running:
                 break
             time.sleep(poll_s)
-    except KeyboardInterrupt:
-        progress.line(f"interrupted: stopping {len(running)} running run(s) ...")
-        _stop_all(running, backend)
-        for spec, _ in running.values():
-            outcomes.append(Outcome(spec, "interrupted", error="interrupted by Ctrl-C / SIGTERM"))
-        return outcomes, True
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return outcomes, False
 
 
 def _stop_all(running: dict, backend) -> None:
     """SIGTERM every runner, give them the grace period together, then SIGKILL what is left."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan children
-    try:
-        for _, handle in running.values():
-            backend.terminate(handle)
-        deadline = time.monotonic() + backend.grace
-        left = dict(running)
-        while left and time.monotonic() < deadline:
-            for key, (_, handle) in list(left.items()):
-                if backend.poll(handle) is not None:
-                    del left[key]
-            time.sleep(0.1)
-        for _, handle in left.values():
-            backend.kill(handle)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    for _, handle in running.values():
+        backend.terminate(handle)
+    deadline = time.monotonic() + backend.grace
+    left = dict(running)
+    while left and time.monotonic() < deadline:
+        for key, (_, handle) in list(left.items()):
+            if backend.poll(handle) is not None:
+                del left[key]
+        time.sleep(0.1)
+    for _, handle in left.values():
+        backend.kill(handle)
 
 
 def write_failures(path: Path, failures: list[Outcome]) -> None:
@@ -712,11 +718,9 @@ def main(argv=None) -> int:
     outcomes = [Outcome(s, "failed", error=s.missing_runner) for s in missing]
     for o in outcomes:
         progress.advance(fmt_outcome(o))
-    previous_term = signal.signal(signal.SIGTERM, _raise_stop)
     try:
         ran, interrupted = schedule(todo, backend, jobs, args.strict, progress)
     finally:
-        signal.signal(signal.SIGTERM, previous_term)
         progress.close()
         backend.close()
     outcomes += ran
