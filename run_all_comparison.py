@@ -257,36 +257,56 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-def run_blocking(cmd: list[str], log_path: str, cwd: str, timeout: float | None, grace: float) -> dict:
-    """Run one runner to the end (used inside a Ray task); same signal discipline as local runs."""
+def ray_run(cmd: list[str], log_path: str, cwd: str, timeout: float | None, grace: float,
+            stop_flag) -> dict:
+    """Body of a Ray task: run one runner to the end, with the local backend's signal discipline.
+
+    It polls ``stop_flag`` (an actor the driver sets on Ctrl-C or --strict)
+    rather than relying on ray.cancel, whose KeyboardInterrupt does not reach
+    a task blocked in waitpid; if the driver is gone the flag cannot be read,
+    which also means stop.
+    """
+    import ray
+
     start = time.monotonic()
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
                                 start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        timed_out = False
+        timed_out = stopped = False
         try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                pass
-        except KeyboardInterrupt:  # ray.cancel() on the task
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                pass
-            _kill_group(proc.pid)
-            proc.wait()
-            raise
+            while proc.poll() is None:
+                timed_out = bool(timeout) and time.monotonic() - start > timeout
+                try:
+                    stopped = ray.get(stop_flag.is_set.remote(), timeout=30)
+                except Exception:
+                    stopped = True
+                if timed_out or stopped:
+                    proc.send_signal(signal.SIGTERM)
+                    try:
+                        proc.wait(timeout=grace)
+                    except subprocess.TimeoutExpired:
+                        pass
+                    break
+                time.sleep(0.5)
         finally:
             _kill_group(proc.pid)
-        proc.wait()
-    return {"returncode": proc.returncode, "timed_out": timed_out, "wall_s": time.monotonic() - start}
+            proc.wait()
+    return {"returncode": proc.returncode, "timed_out": timed_out, "stopped": stopped,
+            "wall_s": time.monotonic() - start}
+
+
+class StopFlag:
+    """A one-bit Ray actor: set by the driver, read by every running task."""
+
+    def __init__(self):
+        self.value = False
+
+    def set(self) -> None:
+        self.value = True
+
+    def is_set(self) -> bool:
+        return self.value
 
 
 class LocalBackend:
@@ -296,6 +316,7 @@ class LocalBackend:
 
     def __init__(self, timeout: float | None, grace: float):
         self.timeout, self.grace = timeout, grace
+        self.stop_wait = grace
 
     def start(self, spec: RunSpec) -> dict:
         spec.run_dir.mkdir(parents=True, exist_ok=True)
@@ -352,15 +373,17 @@ class RayBackend:
         else:
             ray.init(address=address, **kwargs)
         self.timeout, self.grace = timeout, grace
-        self._task = ray.remote(run_blocking)
+        self.stop_wait = grace + 5  # tasks notice the flag within a poll, then give the runner `grace`
+        self._task = ray.remote(ray_run)
+        self._flag = ray.remote(num_cpus=0)(StopFlag).remote()
 
     def cluster_cpus(self) -> int:
         return int(self.ray.cluster_resources().get("CPU", 1))
 
     def start(self, spec: RunSpec) -> dict:
         ref = self._task.options(num_cpus=spec.slots).remote(
-            spec.cmd, str(spec.log_path), str(ROOT), self.timeout, self.grace)
-        return {"ref": ref, "start": time.monotonic(), "cancelled": False}
+            spec.cmd, str(spec.log_path), str(ROOT), self.timeout, self.grace, self._flag)
+        return {"ref": ref, "start": time.monotonic()}
 
     def poll(self, handle: dict) -> dict | None:
         ready, _ = self.ray.wait([handle["ref"]], timeout=0)
@@ -368,14 +391,14 @@ class RayBackend:
             return None
         try:
             return self.ray.get(handle["ref"])
-        except Exception as exc:  # task cancelled or the worker died
+        except Exception as exc:  # the worker or its node died
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             return {"returncode": None, "timed_out": False, "wall_s": time.monotonic() - handle["start"],
-                    "error": f"ray task failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+                    "error": f"ray task failed: {type(exc).__name__}: {first}"}
 
     def terminate(self, handle: dict) -> None:
-        if not handle["cancelled"]:
-            handle["cancelled"] = True
-            self.ray.cancel(handle["ref"])  # KeyboardInterrupt in the task: it ends its runner
+        """Ctrl-C and --strict stop the whole matrix: one flag for every task."""
+        self._flag.set.remote()
 
     def kill(self, handle: dict) -> None:
         try:
@@ -525,7 +548,7 @@ def _stop_all(running: dict, backend) -> None:
     """SIGTERM every runner, give them the grace period together, then SIGKILL what is left."""
     for _, handle in running.values():
         backend.terminate(handle)
-    deadline = time.monotonic() + backend.grace
+    deadline = time.monotonic() + backend.stop_wait
     left = dict(running)
     while left and time.monotonic() < deadline:
         for key, (_, handle) in list(left.items()):
@@ -688,7 +711,9 @@ def main(argv=None) -> int:
                 backend = RayBackend(args.address, args.timeout, args.grace, args.jobs)
             except Exception as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise UsageError(f"argument --address: cannot connect to Ray at {args.address!r}: {first}") from None
+                raise UsageError(f"argument --address: cannot connect to Ray at {args.address!r} ({first}); "
+                                 "start a cluster with `ray start --head`, or pass --address local "
+                                 "for a throwaway one on this machine") from None
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -704,7 +729,7 @@ def main(argv=None) -> int:
     already = len(specs) - len(missing) - len(todo)
 
     print(f"{len(algos)} algorithm(s) x {len(seeds)} seed(s) x {len(envs)} env(s) = {len(specs)} runs; "
-          f"{already} already completed, {len(todo)} to run, {jobs} slot(s), backend {backend.name}")
+          f"{already} already completed, {len(todo)} to run, {jobs} slot(s), backend {args.backend}")
     for algo in dict.fromkeys(s.algo for s in missing):
         print(f"warning: {next(s.missing_runner for s in missing if s.algo == algo)}; "
               f"its runs are listed as failed", file=sys.stderr)

@@ -231,7 +231,7 @@ def test_interrupted_matrix_resumes_without_redoing_finished_runs(tmp_path):
         time.sleep(0.1)
     time.sleep(0.5)  # the next pair is running now
     orchestrator.send_signal(signal.SIGINT)
-    out, err = orchestrator.communicate(timeout=30)
+    out, err = orchestrator.communicate(timeout=60)
     assert orchestrator.returncode == 130, out + err
     assert "run the same command again to continue" in err
     time.sleep(0.5)
@@ -280,3 +280,28 @@ def test_ray_backend_runs_a_tiny_matrix(tmp_path):
     assert "backend ray" in proc.stdout
     for seed in (1, 2):
         assert summary_of(tmp_path / "results", "policy_gradient", seed)["status"] == "completed"
+
+
+def test_ray_ctrl_c_ends_every_runner_and_its_workers(tmp_path):
+    pytest.importorskip("ray", reason="ray is not installed (pip install -r requirements-ray.txt)")
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    cmd = [sys.executable, str(ROOT / "run_all_comparison.py"), "--runner-dir", str(fake_runners(tmp_path / "r")),
+           "--results-dir", str(tmp_path / "results"), "--no-progress", "--no-aggregate", "--grace", "2",
+           "--backend", "ray", "--address", "local", "--jobs", "2", "--algos", "ppo", "--seeds", "1-3"]
+    env = dict(os.environ, FAKE_SLEEP="60", FAKE_STUBBORN_CHILD="1", FAKE_PIDS=str(pids))
+    orchestrator = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    cwd=tmp_path, env=env)
+    deadline = time.monotonic() + 90
+    while len(list(pids.glob("worker_*"))) < 2:
+        assert time.monotonic() < deadline and orchestrator.poll() is None
+        time.sleep(0.2)
+    orchestrator.send_signal(signal.SIGINT)
+    out, err = orchestrator.communicate(timeout=60)
+    assert orchestrator.returncode == 130, out + err
+    time.sleep(0.5)
+    started = [int(p.name.split("_")[1]) for p in pids.iterdir()]
+    assert len(started) == 4 and not any(alive(pid) for pid in started), "processes left behind"
+    for seed in (1, 2):
+        assert summary_of(tmp_path / "results", "ppo", seed)["status"] == "interrupted"
+    assert not run_dir(tmp_path / "results", "ppo", 3).exists()
