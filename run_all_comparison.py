@@ -26,7 +26,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -519,6 +519,10 @@ def schedule(specs: list[RunSpec], backend, jobs: int, strict: bool, progress: P
             for spec in list(pending):
                 if stop_reason or spec.slots > free:
                     continue
+                # A failed or interrupted attempt's summary must not be read as this attempt's
+                # outcome if the runner dies before replacing it.
+                if not is_completed(spec.run_dir):
+                    (spec.run_dir / "summary.json").unlink(missing_ok=True)
                 running[id(spec)] = (spec, backend.start(spec))
                 pending.remove(spec)
                 free -= spec.slots
