@@ -33,6 +33,7 @@ import os
 import re
 import sys
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -358,7 +359,8 @@ def algo_colour(algo: str):
 
     palette = matplotlib.colormaps["tab10"].colors
     rank = algo_rank(algo)[0]
-    return palette[rank if rank < len(ALGORITHMS) else (len(ALGORITHMS) + hash(algo) % 5)]
+    # Names outside the protocol's five get a stable colour of their own (str hash() is salted).
+    return palette[rank if rank < len(ALGORITHMS) else len(ALGORITHMS) + zlib.crc32(algo.encode()) % 5]
 
 
 def slug(env_id: str) -> str:
@@ -613,11 +615,14 @@ def main(argv=None) -> int:
         if loaded.runs.empty:
             raise UsageError(f"argument --results-dir: none of the {len(loaded.skipped)} run(s) in "
                              f"{results_dir} could be loaded (reasons above)")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"argument --out: cannot create {out}: {exc.strerror}") from None
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
 
-    out.mkdir(parents=True, exist_ok=True)
     videos_dir = Path(args.videos_dir)
     loaded.runs.to_csv(out / "runs.csv", index=False)
     table = summarize(loaded.runs, args.reps)

@@ -13,6 +13,10 @@ whose summary.json says ``completed`` is skipped, anything else is redone,
 so after Ctrl-C the same command continues where it stopped. At the end the
 aggregator writes the report (``--no-aggregate`` to skip it).
 
+With ``--backend ray`` the same command lines run as Ray tasks on a cluster
+(see RayBackend); the local process pool is the default and Ray an optional
+install (requirements-ray.txt).
+
 Exit status: 0 every run completed, 1 some run failed, 2 bad input,
 130 interrupted.
 """
@@ -359,7 +363,13 @@ class LocalBackend:
 
 
 class RayBackend:
-    """The same runner command lines as Ray tasks on an existing cluster (shared results dir)."""
+    """The same runner command lines as Ray tasks on an existing cluster.
+
+    Each task runs ``python <repo>/<algo>_benchmark.py ...`` with subprocess
+    on whichever node Ray picks, so every node needs this checkout and its
+    virtualenv at the same paths and the results (and videos) folder on a
+    shared filesystem. A task asks for one CPU (an A3C run: its slots).
+    """
 
     name = "ray"
 

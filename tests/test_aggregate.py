@@ -213,3 +213,9 @@ def test_results_dir_with_no_loadable_run_exits_2(tmp_path):
     assert_usage_error(proc, "--results-dir", "none of the 1 run(s)")
     assert "skipped CartPole-v1/ppo/seed_1: status 'interrupted'" in proc.stdout
     assert run.exists() and not (tmp_path / "r").exists()
+
+
+def test_out_inside_a_file_exits_2(tree, tmp_path):
+    (tmp_path / "a_file").write_text("")
+    proc = run_script("aggregate_results.py", "--results-dir", tree, "--out", tmp_path / "a_file" / "report")
+    assert_usage_error(proc, "--out", "not a writable folder")
