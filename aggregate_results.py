@@ -1,0 +1,656 @@
+"""Aggregate a results tree into tables, plots and one report.md.
+
+    python aggregate_results.py --results-dir results --out report
+
+Reads only the protocol's files (BENCHMARK_PROTOCOL.md) of every
+``<results-dir>/<env>/<algo>/seed_<n>/``; a run that is incomplete or corrupt
+is skipped and named with the reason, never a crash. Writes to ``--out``:
+
+    runs.csv           one row per loaded run (the tidy table)
+    summary.csv/.md    per env x algorithm: runs solved, steps/time to solve
+                       (median, IQR), final eval mean and IQM with 95% CIs,
+                       last-100 training return
+    *.png              learning curves (eval and training return, against
+                       env steps and train time), final scores, steps to
+                       solve, performance profile
+    report.md          the tables and plots in one page, with video links
+
+Statistics follow Agarwal et al. 2021, "Deep RL at the Edge of the
+Statistical Precipice" (the rliable library): interquartile mean (IQM) and
+percentile stratified-bootstrap 95% confidence intervals with a fixed random
+state. They are re-implemented here as small tested functions because
+rliable 1.2.0 pulls arch, statsmodels, scipy and seaborn for three formulas.
+
+Exit status: 0 report written (skipped runs are named in it), 2 nothing to
+aggregate or bad arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PROG = "aggregate_results.py"
+# BENCHMARK_PROTOCOL.md, "Algorithms and names": tables and plots use this order and these colours.
+ALGORITHMS = ("policy_gradient", "a2c", "a3c", "ppo", "trpo")
+RANDOM_STATE = 0
+CONFIDENCE = 0.95
+GRID_POINTS = 100
+TRAIN_RETURN_WINDOW = 20  # episodes in the rolling mean of training returns before resampling
+
+SUMMARY_FIELDS = {
+    "algo": str, "env_id": str, "seed": int, "status": str, "total_steps": int,
+    "train_time_s": float, "solved": (bool, type(None)), "steps_to_solve": (int, type(None)),
+    "time_to_solve_s": (float, int, type(None)), "final_eval_mean": (float, int),
+    "final_eval_std": (float, int), "last100_train_return": (float, int, type(None)),
+}
+EVAL_COLUMNS = ("global_step", "train_time_s", "mean_return")
+EPISODE_COLUMNS = ("global_step", "train_time_s", "return")
+
+
+class UsageError(Exception):
+    """Nothing useful can be done with these arguments: one line on stderr, exit 2."""
+
+
+class RunError(Exception):
+    """This run cannot be used; the message says why."""
+
+
+# -- statistics (Agarwal et al. 2021) ----------------------------------------------
+
+def iqm(scores, axis: int = -1):
+    """Interquartile mean: the mean of the middle 50% of scores along ``axis``.
+
+    Drops floor(n/4) scores at each end, as scipy.stats.trim_mean(x, 0.25)
+    does in rliable, so IQM(1..8) = mean(3, 4, 5, 6) = 4.5.
+    """
+    x = np.sort(np.asarray(scores, dtype=float), axis=axis)
+    n = x.shape[axis]
+    cut = int(0.25 * n)
+    return np.take(x, np.arange(cut, n - cut), axis=axis).mean(axis=axis)
+
+
+def mean(scores, axis: int = -1):
+    return np.asarray(scores, dtype=float).mean(axis=axis)
+
+
+def stratified_bootstrap_ci(strata, statistic, reps: int = 2000, seed: int = RANDOM_STATE,
+                            confidence: float = CONFIDENCE):
+    """Point estimate and percentile bootstrap CI of ``statistic`` over pooled runs.
+
+    ``strata`` is a list of 1-D score arrays, one per task (here: per env);
+    each bootstrap replicate resamples runs with replacement within every
+    stratum separately (so each task keeps its number of runs), pools them
+    and applies ``statistic(samples, axis=-1)``. ``statistic`` may return a
+    vector per replicate (e.g. a performance profile). Returns
+    (point, low, high).
+    """
+    strata = [np.asarray(s, dtype=float) for s in strata]
+    if not strata or any(s.size == 0 for s in strata):
+        raise ValueError("every stratum needs at least one score")
+    rng = np.random.default_rng(seed)
+    pooled = np.concatenate(strata)
+    point = statistic(pooled, axis=-1)
+    samples = np.concatenate(
+        [s[rng.integers(0, s.size, size=(reps, s.size))] for s in strata], axis=1)
+    replicates = statistic(samples, axis=-1)
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(replicates, [tail, 100 - tail], axis=0)
+    return point, low, high
+
+
+def performance_profile(scores, taus):
+    """Fraction of runs whose score exceeds each tau (Dolan & Moré 2002; Agarwal et al. 2021 sec. 4).
+
+    Runs lie along the last axis of ``scores``; the result has one value per
+    tau in place of that axis.
+    """
+    x = np.asarray(scores, dtype=float)
+    return (x[..., None] > np.asarray(taus, dtype=float)).mean(axis=-2)
+
+
+def resample(x, y, grid):
+    """A run's curve on a common grid by linear interpolation.
+
+    NaN before the run's first point (nothing measured yet); after its last
+    point the last value is carried forward, because a run that has ended
+    (its budget spent sooner in train time, or --stop-when-solved) keeps its
+    final policy.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    out = np.interp(grid, x, y)
+    out[grid < x.min()] = np.nan
+    return out
+
+
+def common_grid(curves, points: int = GRID_POINTS):
+    """From the point every run has reached (the latest first point) to the latest last point.
+
+    Starting where all runs have data keeps the set of runs behind the mean
+    fixed along the whole curve, so it shows no jumps where a run joins.
+    """
+    lo = max(float(np.min(x)) for x, _ in curves)
+    hi = max(float(np.max(x)) for x, _ in curves)
+    if not hi > lo:
+        return None
+    return np.linspace(lo, hi, points)
+
+
+def mean_band(matrix, reps: int = 1000, seed: int = RANDOM_STATE, confidence: float = CONFIDENCE):
+    """Mean over runs (rows) at each grid point, with a percentile bootstrap CI across runs."""
+    matrix = np.asarray(matrix, dtype=float)
+    n = matrix.shape[0]
+    centre = matrix.mean(axis=0)
+    if n < 2:
+        return centre, centre, centre
+    rng = np.random.default_rng(seed)
+    means = matrix[rng.integers(0, n, size=(reps, n))].mean(axis=1)
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(means, [tail, 100 - tail], axis=0)
+    return centre, low, high
+
+
+# -- loading ----------------------------------------------------------------------------
+
+@dataclass
+class Loaded:
+    runs: pd.DataFrame
+    evals: pd.DataFrame
+    episodes: pd.DataFrame
+    skipped: list = field(default_factory=list)  # (run label, reason)
+
+
+def read_csv_checked(path: Path, required) -> pd.DataFrame:
+    """A protocol CSV with its required columns all numeric; RunError says what is wrong."""
+    if not path.is_file():
+        raise RunError(f"{path.name} is missing")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise RunError(f"{path.name} is empty (no header)")
+    # Rows are written whole and flushed, each ending in a newline: anything
+    # else at the end is a row cut off mid-write.
+    if not raw.endswith(b"\n"):
+        raise RunError(f"{path.name} is truncated (its last row is incomplete)")
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        raise RunError(f"{path.name} cannot be parsed: {str(exc).strip().splitlines()[0]}") from None
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise RunError(f"{path.name} lacks column(s) {', '.join(missing)}")
+    for column in required:
+        values = pd.to_numeric(df[column], errors="coerce")
+        if values.isna().any():
+            row = int(np.flatnonzero(values.isna().to_numpy())[0]) + 2
+            raise RunError(f"{path.name} has an empty or non-numeric {column} at line {row}")
+        df[column] = values
+    return df
+
+
+def read_summary_checked(run_dir: Path) -> dict:
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        raise RunError("no summary.json (the run never finished)")
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RunError(f"summary.json is not valid JSON ({exc})") from None
+    if not isinstance(summary, dict):
+        raise RunError("summary.json is not a JSON object")
+    if summary.get("status") != "completed":
+        error = f" ({summary['error']})" if summary.get("error") else ""
+        raise RunError(f"status {summary.get('status')!r}{error}, not completed")
+    for key, kind in SUMMARY_FIELDS.items():
+        if key not in summary:
+            raise RunError(f"summary.json lacks {key!r}")
+        value = summary[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
+            raise RunError(f"summary.json has {key}={value!r}")
+    return summary
+
+
+def load_run(run_dir: Path, env_id: str, algo: str, seed: int):
+    summary = read_summary_checked(run_dir)
+    if (summary["env_id"], summary["algo"], summary["seed"]) != (env_id, algo, seed):
+        raise RunError(f"summary.json describes {summary['env_id']}/{summary['algo']}/seed_{summary['seed']}, "
+                       "not this folder")
+    evals = read_csv_checked(run_dir / "evals.csv", EVAL_COLUMNS)
+    episodes = read_csv_checked(run_dir / "episodes.csv", EPISODE_COLUMNS)
+    row = {k: summary[k] for k in SUMMARY_FIELDS if k != "status"}
+    row["run_dir"] = str(run_dir)
+    return row, evals, episodes
+
+
+def find_run_dirs(results_dir: Path):
+    """(env_id, algo, seed, path) of every <env>/<algo>/seed_<n>/; env ids may hold '/'."""
+    found = []
+    for path in sorted(results_dir.rglob("seed_*")):
+        if not path.is_dir():
+            continue
+        rel = path.relative_to(results_dir).parts
+        if len(rel) < 3:
+            continue
+        match = re.fullmatch(r"seed_(\d+)", rel[-1])
+        if match:
+            found.append(("/".join(rel[:-2]), rel[-2], int(match[1]), path))
+    return found
+
+
+def load_results(results_dir: Path) -> Loaded:
+    rows, evals, episodes, skipped = [], [], [], []
+    for env_id, algo, seed, path in find_run_dirs(Path(results_dir)):
+        label = f"{env_id}/{algo}/seed_{seed}"
+        try:
+            row, ev, ep = load_run(path, env_id, algo, seed)
+        except RunError as exc:
+            skipped.append((label, str(exc)))
+            continue
+        except OSError as exc:
+            skipped.append((label, f"cannot be read: {exc.strerror or exc}"))
+            continue
+        rows.append(row)
+        keys = {"env_id": env_id, "algo": algo, "seed": seed}
+        evals.append(ev[list(EVAL_COLUMNS)].assign(**keys))
+        episodes.append(ep[list(EPISODE_COLUMNS)].assign(**keys))
+    runs = pd.DataFrame(rows, columns=[k for k in SUMMARY_FIELDS if k != "status"] + ["run_dir"])
+    if not runs.empty:
+        runs["order"] = runs["algo"].map(algo_rank)
+        runs = runs.sort_values(["env_id", "order", "seed"]).drop(columns="order").reset_index(drop=True)
+    empty_ev = pd.DataFrame(columns=[*EVAL_COLUMNS, "env_id", "algo", "seed"])
+    empty_ep = pd.DataFrame(columns=[*EPISODE_COLUMNS, "env_id", "algo", "seed"])
+    return Loaded(runs, pd.concat(evals, ignore_index=True) if evals else empty_ev,
+                  pd.concat(episodes, ignore_index=True) if episodes else empty_ep, skipped)
+
+
+def algo_rank(algo: str):
+    return (ALGORITHMS.index(algo), "") if algo in ALGORITHMS else (len(ALGORITHMS), algo)
+
+
+def algos_in(frame: pd.DataFrame) -> list[str]:
+    return sorted(frame["algo"].unique(), key=algo_rank)
+
+
+# -- tables -------------------------------------------------------------------------
+
+def summarize(runs: pd.DataFrame, reps: int = 2000) -> pd.DataFrame:
+    """One row per env x algorithm; CIs from a stratified bootstrap over seeds (one stratum per env)."""
+    out = []
+    for (env_id, algo), group in runs.groupby(["env_id", "algo"], sort=False):
+        scores = group["final_eval_mean"].to_numpy(float)
+        solved = group[group["solved"] == True]  # noqa: E712 - None means "no threshold"
+        mean_pt, mean_lo, mean_hi = stratified_bootstrap_ci([scores], mean, reps)
+        iqm_pt, iqm_lo, iqm_hi = stratified_bootstrap_ci([scores], iqm, reps)
+        row = {"env_id": env_id, "algo": algo, "runs": len(group), "runs_solved": len(solved)}
+        for col in ("steps_to_solve", "time_to_solve_s"):
+            values = solved[col].to_numpy(float)
+            q25, med, q75 = np.percentile(values, [25, 50, 75]) if values.size else (np.nan,) * 3
+            row.update({f"{col}_median": med, f"{col}_q25": q25, f"{col}_q75": q75})
+        row.update({
+            "final_eval_mean": mean_pt, "final_eval_mean_ci_low": mean_lo, "final_eval_mean_ci_high": mean_hi,
+            "final_eval_iqm": iqm_pt, "final_eval_iqm_ci_low": iqm_lo, "final_eval_iqm_ci_high": iqm_hi,
+            "last100_train_return_mean": pd.to_numeric(group["last100_train_return"]).mean(),
+        })
+        out.append(row)
+    table = pd.DataFrame(out)
+    table["order"] = table["algo"].map(algo_rank)
+    return table.sort_values(["env_id", "order"]).drop(columns="order").reset_index(drop=True)
+
+
+def _num(value, digits: int = 1, thousands: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:,.0f}" if thousands else f"{value:.{digits}f}"
+
+
+def summary_markdown(table: pd.DataFrame) -> str:
+    head = ["env", "algorithm", "runs solved", "steps to solve, median [IQR]",
+            "time to solve (s), median [IQR]", "final eval mean [95% CI]", "final eval IQM [95% CI]",
+            "last-100 train return"]
+    rows = []
+    for r in table.itertuples():
+        rows.append([
+            r.env_id, r.algo, f"{r.runs_solved}/{r.runs}",
+            f"{_num(r.steps_to_solve_median, thousands=True)} "
+            f"[{_num(r.steps_to_solve_q25, thousands=True)}–{_num(r.steps_to_solve_q75, thousands=True)}]"
+            if r.runs_solved else "–",
+            f"{_num(r.time_to_solve_s_median)} [{_num(r.time_to_solve_s_q25)}–{_num(r.time_to_solve_s_q75)}]"
+            if r.runs_solved else "–",
+            f"{_num(r.final_eval_mean)} [{_num(r.final_eval_mean_ci_low)}, {_num(r.final_eval_mean_ci_high)}]",
+            f"{_num(r.final_eval_iqm)} [{_num(r.final_eval_iqm_ci_low)}, {_num(r.final_eval_iqm_ci_high)}]",
+            _num(r.last100_train_return_mean),
+        ])
+    return markdown_table(head, rows)
+
+
+def markdown_table(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+# -- plots ------------------------------------------------------------------------------
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({
+        "figure.dpi": 110, "savefig.dpi": 110, "font.size": 10, "axes.titlesize": 11,
+        "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
+        "legend.frameon": False,
+    })
+    return plt
+
+
+def algo_colour(algo: str):
+    import matplotlib
+
+    palette = matplotlib.colormaps["tab10"].colors
+    rank = algo_rank(algo)[0]
+    # Names outside the protocol's five get a stable colour of their own (str hash() is salted).
+    return palette[rank if rank < len(ALGORITHMS) else len(ALGORITHMS) + zlib.crc32(algo.encode()) % 5]
+
+
+def slug(env_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", env_id)
+
+
+def curve_bands(frame: pd.DataFrame, x: str, y: str):
+    """Per algorithm: (grid, mean, low, high, n_runs), each run resampled onto the common grid."""
+    bands = {}
+    for algo in algos_in(frame):
+        curves = [(g[x].to_numpy(float), g[y].to_numpy(float))
+                  for _, g in frame[frame["algo"] == algo].groupby("seed") if len(g) >= 2]
+        if not curves:
+            continue
+        grid = common_grid(curves)
+        if grid is None:
+            continue
+        matrix = np.vstack([resample(cx, cy, grid) for cx, cy in curves])
+        bands[algo] = (grid, *mean_band(matrix), len(curves))
+    return bands
+
+
+def smoothed_training_returns(episodes: pd.DataFrame) -> pd.DataFrame:
+    parts = []
+    for _, g in episodes.groupby(["algo", "seed"]):
+        g = g.sort_values("global_step").copy()
+        g["smoothed_return"] = g["return"].rolling(TRAIN_RETURN_WINDOW, min_periods=1).mean()
+        parts.append(g)
+    return pd.concat(parts, ignore_index=True) if parts else episodes.assign(smoothed_return=[])
+
+
+def plot_learning_curves(env_id: str, evals: pd.DataFrame, episodes: pd.DataFrame, threshold, path: Path):
+    plt = _plt()
+    train = smoothed_training_returns(episodes)
+    panels = [
+        (evals, "global_step", "mean_return", "periodic greedy eval vs env steps", "env steps"),
+        (evals, "train_time_s", "mean_return", "periodic greedy eval vs train time", "train time (s)"),
+        (train, "global_step", "smoothed_return",
+         f"training return ({TRAIN_RETURN_WINDOW}-episode mean) vs env steps", "env steps"),
+        (train, "train_time_s", "smoothed_return",
+         f"training return ({TRAIN_RETURN_WINDOW}-episode mean) vs train time", "train time (s)"),
+    ]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8), constrained_layout=True)
+    for ax, (frame, x, y, title, xlabel) in zip(axes.flat, panels):
+        for algo, (grid, centre, low, high, n) in curve_bands(frame, x, y).items():
+            colour = algo_colour(algo)
+            ax.plot(grid, centre, color=colour, lw=1.8, label=f"{algo} (n={n})")
+            ax.fill_between(grid, low, high, color=colour, alpha=0.2, lw=0)
+        if threshold is not None:
+            ax.axhline(threshold, color="0.4", ls="--", lw=1, label=f"solve threshold {threshold:g}")
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("return")
+    axes.flat[0].legend(loc="lower right", fontsize=9)
+    fig.suptitle(f"{env_id}: mean over seeds with 95% bootstrap CI band "
+                 "(each run resampled onto a common grid; an ended run keeps its last value)")
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _strip(ax, algos, values_by_algo, jitter_seed: int = RANDOM_STATE):
+    rng = np.random.default_rng(jitter_seed)
+    for i, algo in enumerate(algos):
+        values = values_by_algo[algo]
+        ax.scatter(i + rng.uniform(-0.12, 0.12, len(values)), values, s=28, color=algo_colour(algo),
+                   alpha=0.8, zorder=3)
+    ax.set_xticks(range(len(algos)), algos)
+    ax.set_xlim(-0.6, len(algos) - 0.4)
+
+
+def plot_final_scores(env_id: str, runs: pd.DataFrame, reps: int, path: Path):
+    plt = _plt()
+    algos = algos_in(runs)
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.6 * len(algos) + 3), 4.5), constrained_layout=True)
+    values = {a: runs.loc[runs["algo"] == a, "final_eval_mean"].to_numpy(float) for a in algos}
+    _strip(ax, algos, values)
+    for i, algo in enumerate(algos):
+        point, low, high = stratified_bootstrap_ci([values[algo]], iqm, reps)
+        ax.errorbar(i + 0.3, point, yerr=[[point - low], [high - point]], fmt="D", color="black",
+                    ms=5, capsize=4, zorder=4, label="IQM, 95% CI" if i == 0 else None)
+    ax.set_ylabel("final eval return (100 greedy episodes)")
+    ax.set_title(f"{env_id}: final score per run")
+    ax.legend(loc="lower right")
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_steps_to_solve(env_id: str, runs: pd.DataFrame, path: Path):
+    plt = _plt()
+    algos = algos_in(runs)
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.6 * len(algos) + 3), 4.5), constrained_layout=True)
+    solved = runs[runs["solved"] == True]  # noqa: E712
+    values = {a: solved.loc[solved["algo"] == a, "steps_to_solve"].to_numpy(float) for a in algos}
+    _strip(ax, algos, values)
+    labels = [f"{a}\n{len(values[a])}/{int((runs['algo'] == a).sum())} solved" for a in algos]
+    ax.set_xticks(range(len(algos)), labels)
+    for i, algo in enumerate(algos):
+        if len(values[algo]):
+            ax.hlines(np.median(values[algo]), i - 0.25, i + 0.25, color="black", lw=2, zorder=4,
+                      label="median" if i == 0 else None)
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("env steps to the first solving evaluation")
+    ax.set_title(f"{env_id}: steps to solve per run (unsolved runs not drawn)")
+    if len(solved):
+        ax.legend(loc="upper right")
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_performance_profile(env_id: str, runs: pd.DataFrame, reps: int, path: Path):
+    plt = _plt()
+    scores_all = runs["final_eval_mean"].to_numpy(float)
+    taus = np.linspace(0, max(scores_all.max(), 1.0) * 1.02, 101)
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    for algo in algos_in(runs):
+        scores = runs.loc[runs["algo"] == algo, "final_eval_mean"].to_numpy(float)
+        profile, low, high = stratified_bootstrap_ci(
+            [scores], lambda x, axis=-1: performance_profile(x, taus), reps)
+        colour = algo_colour(algo)
+        ax.step(taus, profile, where="post", color=colour, lw=1.8, label=algo)
+        ax.fill_between(taus, low, high, step="post", color=colour, alpha=0.15, lw=0)
+    ax.set_xlabel("final eval return threshold τ")
+    ax.set_ylabel("fraction of runs with score > τ")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"{env_id}: performance profile (95% CI band)")
+    ax.legend(loc="lower left")
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# -- the report ----------------------------------------------------------------------------
+
+def env_threshold(loaded: Loaded, env_id: str):
+    """The solve threshold the runs used (config.json), else None."""
+    for run_dir in loaded.runs.loc[loaded.runs["env_id"] == env_id, "run_dir"]:
+        try:
+            value = json.loads((Path(run_dir) / "config.json").read_text())["protocol"]["solve_threshold"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(value, (int, float)):
+            return float(value)
+    return None
+
+
+def video_links(videos_dir: Path, out: Path, env_id: str, algo: str, seed: int) -> str:
+    folder = videos_dir / env_id / algo / f"seed_{seed}"
+    files = sorted(folder.glob("episode_*.mp4"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
+    return " ".join(f"[{p.stem.replace('_', ' ')}]({Path(os.path.relpath(p, out)).as_posix()})"
+                    for p in files) or "–"
+
+
+def runs_markdown(runs: pd.DataFrame, videos_dir: Path, out: Path) -> str:
+    head = ["env", "algorithm", "seed", "solved at (steps)", "solved at (s)", "final eval",
+            "last-100 train return", "train time (s)", "steps", "videos"]
+    rows = []
+    for r in runs.itertuples():
+        rows.append([
+            r.env_id, r.algo, r.seed,
+            _num(r.steps_to_solve, thousands=True) if r.solved else ("not solved" if r.solved is False else "–"),
+            _num(r.time_to_solve_s) if r.solved else "–",
+            f"{r.final_eval_mean:.1f} ± {r.final_eval_std:.1f}",
+            _num(r.last100_train_return), _num(r.train_time_s), f"{r.total_steps:,}",
+            video_links(videos_dir, out, r.env_id, r.algo, r.seed),
+        ])
+    return markdown_table(head, rows)
+
+
+def write_report(loaded: Loaded, table: pd.DataFrame, plots: dict, results_dir: Path,
+                 videos_dir: Path, out: Path, reps: int) -> Path:
+    n_runs = len(loaded.runs)
+    lines = [
+        "# Comparison report", "",
+        f"Generated {time.strftime('%Y-%m-%d %H:%M %Z')} by `aggregate_results.py` from "
+        f"`{results_dir}`: {n_runs} completed run(s) loaded, {len(loaded.skipped)} skipped"
+        + (" (listed at the end)." if loaded.skipped else "."), "",
+        "## Summary", "",
+        summary_markdown(table),
+        f"Steps and time to solve: the first periodic greedy evaluation whose mean reaches the "
+        f"solve threshold, over the solved runs only (median and interquartile range). Final eval: "
+        f"100 greedy episodes of the final policy per run; mean and IQM (interquartile mean) "
+        f"across runs, with {int(CONFIDENCE * 100)}% percentile stratified-bootstrap confidence "
+        f"intervals ({reps} resamples, random state {RANDOM_STATE}; Agarwal et al. 2021). "
+        f"Train time excludes evaluation. Machine-readable: [summary.csv](summary.csv), "
+        f"[runs.csv](runs.csv).", "",
+    ]
+    for env_id, files in plots.items():
+        lines += [f"## {env_id}", ""]
+        for title, name in files:
+            lines += [f"### {title}", "", f"![{title}]({name})", ""]
+    lines += ["## Runs", "", runs_markdown(loaded.runs, videos_dir, out)]
+    if loaded.skipped:
+        lines += ["## Skipped runs", "", "These runs are not in any table or plot:", ""]
+        lines += [f"- `{label}`: {reason}" for label, reason in loaded.skipped]
+        lines.append("")
+    path = out / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+# -- the command line -----------------------------------------------------------------------
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str):  # noqa: D102 - argparse API
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def build_parser() -> OneLineParser:
+    p = OneLineParser(prog=PROG, description=__doc__.splitlines()[0],
+                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--results-dir", default="results", metavar="DIR",
+                   help="root of the results tree: DIR/<env>/<algo>/seed_<n>/")
+    p.add_argument("--out", default="report", metavar="DIR", help="where report.md, tables and plots go")
+    p.add_argument("--videos-dir", default="videos", metavar="DIR",
+                   help="root of the videos tree, linked from the report when present")
+    p.add_argument("--reps", type=_positive_int, default=2000, metavar="N", help="bootstrap resamples")
+    return p
+
+
+def check_inputs(args) -> tuple[Path, Path]:
+    results_dir, out = Path(args.results_dir), Path(args.out)
+    if not results_dir.is_dir():
+        raise UsageError(f"argument --results-dir: {results_dir} is not a folder; give the results "
+                         "tree written by the runners (run run_all_comparison.py first)")
+    if not find_run_dirs(results_dir):
+        raise UsageError(f"argument --results-dir: {results_dir} holds no runs "
+                         f"(expected {results_dir}/<env>/<algo>/seed_<n>/)")
+    probe = out.absolute()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"argument --out: {probe} is not a writable folder")
+    return results_dir, out
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        results_dir, out = check_inputs(args)
+        loaded = load_results(results_dir)
+        for label, reason in loaded.skipped:
+            print(f"skipped {label}: {reason}")
+        if loaded.runs.empty:
+            raise UsageError(f"argument --results-dir: none of the {len(loaded.skipped)} run(s) in "
+                             f"{results_dir} could be loaded (reasons above)")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"argument --out: cannot create {out}: {exc.strerror}") from None
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+
+    videos_dir = Path(args.videos_dir)
+    loaded.runs.to_csv(out / "runs.csv", index=False)
+    table = summarize(loaded.runs, args.reps)
+    table.to_csv(out / "summary.csv", index=False)
+    (out / "summary.md").write_text("# Summary\n\n" + summary_markdown(table), encoding="utf-8")
+
+    plots = {}
+    for env_id in sorted(loaded.runs["env_id"].unique()):
+        runs = loaded.runs[loaded.runs["env_id"] == env_id]
+        evals = loaded.evals[loaded.evals["env_id"] == env_id]
+        episodes = loaded.episodes[loaded.episodes["env_id"] == env_id]
+        name = slug(env_id)
+        files = [
+            ("Learning curves", f"learning_curves_{name}.png"),
+            ("Final score per run", f"final_scores_{name}.png"),
+            ("Steps to solve", f"steps_to_solve_{name}.png"),
+            ("Performance profile", f"performance_profile_{name}.png"),
+        ]
+        plot_learning_curves(env_id, evals, episodes, env_threshold(loaded, env_id), out / files[0][1])
+        plot_final_scores(env_id, runs, args.reps, out / files[1][1])
+        plot_steps_to_solve(env_id, runs, out / files[2][1])
+        plot_performance_profile(env_id, runs, args.reps, out / files[3][1])
+        plots[env_id] = files
+    report = write_report(loaded, table, plots, results_dir, videos_dir, out, args.reps)
+    print(summary_markdown(table), end="")
+    print(f"report: {report} ({len(loaded.runs)} run(s) loaded, {len(loaded.skipped)} skipped)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,797 @@
+"""Run the full comparison: algorithms x seeds x envs, each run its own process.
+
+    python run_all_comparison.py                          # 5 algorithms x seeds 1-5 on CartPole-v1
+    python run_all_comparison.py --algos ppo,a2c --seeds 1-10 --jobs 2
+    python run_all_comparison.py --set ppo.learning_rate=3e-4 --total-steps 200000
+    python run_all_comparison.py --backend ray --address HOST:6379 --results-dir /shared/results
+
+Every run is ``<algo>_benchmark.py --env E --seed S --results-dir DIR ...``
+started as a child process in its own session (so a timeout or Ctrl-C can
+end the runner and any worker processes it spawned), with its output in
+``DIR/<env>/<algo>/seed_<n>/runner.log``. The matrix is resumable: a run
+whose summary.json says ``completed`` is skipped, anything else is redone,
+so after Ctrl-C the same command continues where it stopped. At the end the
+aggregator writes the report (``--no-aggregate`` to skip it).
+
+With ``--backend ray`` the same command lines run as Ray tasks on a cluster
+(see RayBackend); the local process pool is the default and Ray an optional
+install (requirements-ray.txt).
+
+Exit status: 0 every run completed, 1 some run failed, 2 bad input,
+130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+PROG = "run_all_comparison.py"
+
+# BENCHMARK_PROTOCOL.md, "Algorithms and names": the order is the report's order.
+ALGORITHMS = ("policy_gradient", "a2c", "a3c", "ppo", "trpo")
+
+# How long a runner gets between SIGTERM (it writes summary.json "interrupted"
+# and stops its workers) and SIGKILL of its whole process group.
+DEFAULT_GRACE_S = 10.0
+FAILURES_FILE = "failures.txt"
+
+
+class UsageError(Exception):
+    """Bad command-line input: one line on stderr, exit status 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str):  # noqa: D102 - argparse API
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+# -- parsing the matrix -------------------------------------------------------
+
+def parse_algos(items: list[str]) -> list[str]:
+    names = [n.strip() for item in items for n in item.split(",") if n.strip()]
+    if not names:
+        raise UsageError("argument --algos: give at least one of " + ", ".join(ALGORITHMS))
+    for name in names:
+        if name not in ALGORITHMS:
+            raise UsageError(f"argument --algos: unknown algorithm {name!r}; "
+                             f"choose from {', '.join(ALGORITHMS)}")
+    return list(dict.fromkeys(names))
+
+
+def parse_seeds(items: list[str]) -> list[int]:
+    """``1-5``, ``1,2,3``, ``1 2 3`` or a mix; every seed a non-negative integer."""
+    seeds = []
+    for item in items:
+        for part in item.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            match = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+            if match:
+                lo, hi = int(match[1]), int(match[2])
+                if lo > hi:
+                    raise UsageError(f"argument --seeds: empty range {part!r}; write it low-high like 1-5")
+                seeds.extend(range(lo, hi + 1))
+            elif re.fullmatch(r"\d+", part):
+                seeds.append(int(part))
+            else:
+                raise UsageError(f"argument --seeds: {part!r} is not a non-negative integer; "
+                                 "give integers like 1-5 or 1,2,3")
+    if not seeds:
+        raise UsageError("argument --seeds: give at least one seed, like 1-5 or 1,2,3")
+    if max(seeds) >= 2**31:
+        raise UsageError(f"argument --seeds: seeds must be below 2**31, got {max(seeds)}")
+    return list(dict.fromkeys(seeds))
+
+
+def parse_envs(items: list[str]) -> list[str]:
+    from rlsuite.envs import EnvError, describe_env
+
+    envs = list(dict.fromkeys(n.strip() for item in items for n in item.split(",") if n.strip()))
+    if not envs:
+        raise UsageError("argument --envs: give at least one Gymnasium id, like CartPole-v1")
+    for env_id in envs:
+        try:
+            describe_env(env_id)
+        except EnvError as exc:
+            raise UsageError("argument --envs: " + str(exc).removeprefix("--env: ")) from None
+    return envs
+
+
+def parse_overrides(items: list[str], algos: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """``--set ppo.learning_rate=3e-4`` -> {"ppo": [("learning_rate", "3e-4")]}."""
+    overrides: dict[str, list[tuple[str, str]]] = {}
+    for item in items:
+        match = re.fullmatch(r"([A-Za-z0-9_]+)\.([A-Za-z_][A-Za-z0-9_-]*)=(.*)", item.strip())
+        if not match:
+            raise UsageError(f"argument --set: expected ALGO.FIELD=VALUE like ppo.learning_rate=3e-4, "
+                             f"got {item!r}")
+        algo, name, value = match[1], match[2].replace("-", "_"), match[3]
+        if algo not in ALGORITHMS:
+            raise UsageError(f"argument --set: unknown algorithm {algo!r} in {item!r}; "
+                             f"choose from {', '.join(ALGORITHMS)}")
+        if algo not in algos:
+            raise UsageError(f"argument --set: {algo} is not in --algos ({','.join(algos)}); "
+                             f"drop {item!r} or add {algo} to --algos")
+        if value == "":
+            raise UsageError(f"argument --set: {item!r} has no value")
+        overrides.setdefault(algo, []).append((name, value))
+    return overrides
+
+
+def override_flags(pairs: list[tuple[str, str]]) -> list[str]:
+    """Config field -> the runner's flag (rlsuite.cli: underscores become dashes).
+
+    Booleans are BooleanOptionalAction flags there: ``field=true`` becomes
+    ``--field`` and ``field=false`` becomes ``--no-field``.
+    """
+    flags = []
+    for name, value in pairs:
+        opt = "--" + name.replace("_", "-")
+        lowered = value.strip().lower()
+        if lowered in ("true", "yes", "on"):
+            flags.append(opt)
+        elif lowered in ("false", "no", "off"):
+            flags.append("--no-" + name.replace("_", "-"))
+        else:
+            flags.extend([opt, value])
+    return flags
+
+
+def runner_flags(runner: Path) -> set[str]:
+    """The flags a runner accepts, read from its ``--help``."""
+    proc = subprocess.run([sys.executable, str(runner), "--help"], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+    return set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", proc.stdout))
+
+
+# -- the runs -----------------------------------------------------------------
+
+@dataclass
+class RunSpec:
+    algo: str
+    env_id: str
+    seed: int
+    run_dir: Path
+    cmd: list[str]
+    slots: int = 1
+    missing_runner: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.algo} {self.env_id} seed {self.seed}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / "runner.log"
+
+
+@dataclass
+class Outcome:
+    spec: RunSpec
+    status: str  # completed | failed | interrupted
+    wall_s: float = 0.0
+    summary: dict | None = None
+    error: str | None = None
+
+
+def read_summary(run_dir: Path) -> dict | None:
+    try:
+        data = json.loads((Path(run_dir) / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def is_completed(run_dir: Path) -> bool:
+    summary = read_summary(run_dir)
+    return summary is not None and summary.get("status") == "completed"
+
+
+def log_tail(path: Path, lines: int = 8) -> str:
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def a3c_slots(overrides: list[tuple[str, str]], jobs: int) -> int:
+    """An A3C run occupies one core per worker (its num_workers, default os.cpu_count())."""
+    workers = os.cpu_count() or 1
+    for name, value in overrides:
+        if name == "num_workers":
+            try:
+                workers = int(value)
+            except ValueError:
+                raise UsageError(f"argument --set: a3c.num_workers must be an integer, got {value!r}") from None
+            if workers < 1:
+                raise UsageError(f"argument --set: a3c.num_workers must be >= 1, got {workers}")
+    return max(1, min(workers, jobs))
+
+
+# Common protocol flags passed through to every runner, when given.
+PASS_VALUE = ("total_steps", "eval_every", "eval_episodes", "video_episodes", "threads", "solve_threshold")
+PASS_SWITCH = ("record_video", "stop_when_solved", "overwrite")
+
+
+def build_specs(args, algos, seeds, envs, overrides, runner_dir: Path, jobs: int) -> list[RunSpec]:
+    results_dir = Path(args.results_dir).absolute()
+    common = ["--results-dir", str(results_dir), "--video-dir", str(Path(args.video_dir).absolute()),
+              "--no-progress"]
+    for name in PASS_VALUE:
+        value = getattr(args, name)
+        if value is not None:
+            common += ["--" + name.replace("_", "-"), str(value)]
+    for name in PASS_SWITCH:
+        if getattr(args, name):
+            common.append("--" + name.replace("_", "-"))
+
+    specs = []
+    # Seed-major order: a study stopped part-way holds every algorithm's first seeds.
+    for env_id in envs:
+        for seed in seeds:
+            for algo in algos:
+                runner = runner_dir / f"{algo}_benchmark.py"
+                extra = override_flags(overrides.get(algo, []))
+                cmd = [sys.executable, str(runner), "--env", env_id, "--seed", str(seed), *common, *extra]
+                slots = a3c_slots(overrides.get(algo, []), jobs) if algo == "a3c" else 1
+                specs.append(RunSpec(
+                    algo, env_id, seed, results_dir / env_id / algo / f"seed_{seed}", cmd, slots,
+                    missing_runner=None if runner.is_file() else f"{runner.name} not found in {runner_dir}",
+                ))
+    return specs
+
+
+# -- process handling -----------------------------------------------------------
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def ray_run(cmd: list[str], log_path: str, cwd: str, timeout: float | None, grace: float,
+            stop_flag) -> dict:
+    """Body of a Ray task: run one runner to the end, with the local backend's signal discipline.
+
+    It polls ``stop_flag`` (an actor the driver sets on Ctrl-C or --strict)
+    rather than relying on ray.cancel, whose KeyboardInterrupt does not reach
+    a task blocked in waitpid; if the driver is gone the flag cannot be read,
+    which also means stop.
+    """
+    import ray
+
+    start = time.monotonic()
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w", encoding="utf-8") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
+                                start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        timed_out = stopped = False
+        try:
+            while proc.poll() is None:
+                timed_out = bool(timeout) and time.monotonic() - start > timeout
+                try:
+                    stopped = ray.get(stop_flag.is_set.remote(), timeout=30)
+                except Exception:
+                    stopped = True
+                if timed_out or stopped:
+                    proc.send_signal(signal.SIGTERM)
+                    try:
+                        proc.wait(timeout=grace)
+                    except subprocess.TimeoutExpired:
+                        pass
+                    break
+                time.sleep(0.5)
+        finally:
+            _kill_group(proc.pid)
+            proc.wait()
+    return {"returncode": proc.returncode, "timed_out": timed_out, "stopped": stopped,
+            "wall_s": time.monotonic() - start}
+
+
+class StopFlag:
+    """A one-bit Ray actor: set by the driver, read by every running task."""
+
+    def __init__(self):
+        self.value = False
+
+    def set(self) -> None:
+        self.value = True
+
+    def is_set(self) -> bool:
+        return self.value
+
+
+class LocalBackend:
+    """Runs as child processes of this one, each in its own session and process group."""
+
+    name = "local"
+
+    def __init__(self, timeout: float | None, grace: float):
+        self.timeout, self.grace = timeout, grace
+        self.stop_wait = grace
+
+    def start(self, spec: RunSpec) -> dict:
+        spec.run_dir.mkdir(parents=True, exist_ok=True)
+        log = open(spec.log_path, "w", encoding="utf-8")
+        proc = subprocess.Popen(spec.cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                                start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        return {"proc": proc, "log": log, "start": time.monotonic(), "term_at": None, "timed_out": False}
+
+    def poll(self, handle: dict) -> dict | None:
+        proc = handle["proc"]
+        now = time.monotonic()
+        if proc.poll() is None:
+            if handle["term_at"] is None and self.timeout and now - handle["start"] > self.timeout:
+                handle["timed_out"] = True
+                self.terminate(handle)
+            elif handle["term_at"] is not None and now - handle["term_at"] > self.grace:
+                _kill_group(proc.pid)
+            return None
+        _kill_group(proc.pid)  # worker processes the runner left behind, if any
+        handle["log"].close()
+        return {"returncode": proc.returncode, "timed_out": handle["timed_out"],
+                "wall_s": now - handle["start"]}
+
+    def terminate(self, handle: dict) -> None:
+        """SIGTERM to the runner only: it stops its own workers and writes its summary."""
+        if handle["term_at"] is None:
+            handle["term_at"] = time.monotonic()
+            try:
+                handle["proc"].send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def kill(self, handle: dict) -> None:
+        _kill_group(handle["proc"].pid)
+        handle["proc"].wait()
+        handle["log"].close()
+
+    def close(self) -> None:
+        pass
+
+
+class RayBackend:
+    """The same runner command lines as Ray tasks on an existing cluster.
+
+    Each task runs ``python <repo>/<algo>_benchmark.py ...`` with subprocess
+    on whichever node Ray picks, so every node needs this checkout and its
+    virtualenv at the same paths and the results (and videos) folder on a
+    shared filesystem. A task asks for one CPU (an A3C run: its slots).
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str, timeout: float | None, grace: float, jobs: int | None):
+        import ray
+
+        self.ray = ray
+        kwargs = dict(log_to_driver=False, logging_level="ERROR", include_dashboard=False)
+        if address == "local":
+            ray.init(num_cpus=jobs or os.cpu_count(), **kwargs)
+        else:
+            ray.init(address=address, **kwargs)
+        self.timeout, self.grace = timeout, grace
+        self.stop_wait = grace + 5  # tasks notice the flag within a poll, then give the runner `grace`
+        self._task = ray.remote(ray_run)
+        self._flag = ray.remote(num_cpus=0)(StopFlag).remote()
+
+    def cluster_cpus(self) -> int:
+        return int(self.ray.cluster_resources().get("CPU", 1))
+
+    def start(self, spec: RunSpec) -> dict:
+        ref = self._task.options(num_cpus=spec.slots).remote(
+            spec.cmd, str(spec.log_path), str(ROOT), self.timeout, self.grace, self._flag)
+        return {"ref": ref, "start": time.monotonic()}
+
+    def poll(self, handle: dict) -> dict | None:
+        ready, _ = self.ray.wait([handle["ref"]], timeout=0)
+        if not ready:
+            return None
+        try:
+            return self.ray.get(handle["ref"])
+        except Exception as exc:  # the worker or its node died
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            return {"returncode": None, "timed_out": False, "wall_s": time.monotonic() - handle["start"],
+                    "error": f"ray task failed: {type(exc).__name__}: {first}"}
+
+    def terminate(self, handle: dict) -> None:
+        """Ctrl-C and --strict stop the whole matrix: one flag for every task."""
+        self._flag.set.remote()
+
+    def kill(self, handle: dict) -> None:
+        try:
+            self.ray.cancel(handle["ref"], force=True)
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        self.ray.shutdown()
+
+
+def outcome_of(spec: RunSpec, result: dict) -> Outcome:
+    summary = read_summary(spec.run_dir)
+    wall = result.get("wall_s", 0.0)
+    if result.get("timed_out"):
+        return Outcome(spec, "failed", wall, summary, f"timed out after {wall:.0f} s (--timeout)")
+    if summary is not None and summary.get("status") == "completed" and result.get("returncode") == 0:
+        return Outcome(spec, "completed", wall, summary)
+    error = result.get("error")
+    if summary is not None and summary.get("error"):
+        error = f"{summary.get('status')}: {summary['error']}"
+    if not error:
+        tail = log_tail(spec.log_path, 1)
+        error = f"exit status {result.get('returncode')}" + (f": {tail}" if tail else "")
+    return Outcome(spec, "failed", wall, summary, error)
+
+
+# -- the terminal -----------------------------------------------------------------
+
+def fmt_outcome(o: Outcome) -> str:
+    if o.status != "completed":
+        return f"FAILED  {o.spec.label}: {o.error} (log: {o.spec.log_path})"
+    s = o.summary
+    if s.get("solved"):
+        solved = f"solved at {s['steps_to_solve']:,} steps / {s['time_to_solve_s']:.1f} s"
+    elif s.get("solved") is False:
+        solved = "not solved"
+    else:
+        solved = "no solve threshold"
+    final = "n/a" if s.get("final_eval_mean") is None else \
+        f"{s['final_eval_mean']:.1f} ± {s.get('final_eval_std') or 0:.1f}"
+    return f"done    {o.spec.label}: {solved}, final eval {final}, wall {o.wall_s:.0f} s"
+
+
+class Progress:
+    """One bar for the matrix (tqdm, with ETA) and one line per finished run above it."""
+
+    def __init__(self, total: int, done: int, show_bar: bool):
+        self.total, self.done = total, done
+        self.start = time.monotonic()
+        self.finished_here = 0
+        self.bar = None
+        if show_bar:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=done, unit="run", desc="comparison", file=sys.stderr,
+                            dynamic_ncols=True, bar_format="{l_bar}{bar}| {n}/{total} runs "
+                            "[{elapsed}<{remaining}]")
+
+    def line(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stdout)
+        else:
+            print(text, flush=True)
+
+    def advance(self, text: str) -> None:
+        self.done += 1
+        self.finished_here += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            self.line(text)
+        else:
+            elapsed = time.monotonic() - self.start
+            left = self.total - self.done
+            eta = f", ETA {elapsed / self.finished_here * left / 60:.1f} min" if left else ""
+            self.line(f"[{self.done}/{self.total}{eta}] {text}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# -- the scheduler -----------------------------------------------------------------
+
+class StopRequest:
+    """Signal handler for Ctrl-C and SIGTERM that only records the request.
+
+    The scheduler checks it between steps, so a signal never lands between
+    starting a child and recording it (no orphan), and children start with
+    the default handlers and an unblocked signal mask.
+    """
+
+    def __init__(self):
+        self.signum = None
+
+    def __call__(self, signum, frame):
+        self.signum = signum
+
+
+def schedule(specs: list[RunSpec], backend, jobs: int, strict: bool, progress: Progress,
+             poll_s: float = 0.2) -> tuple[list[Outcome], bool]:
+    """Keep up to ``jobs`` slots busy (first fit in matrix order). Returns (outcomes, interrupted)."""
+    pending = list(specs)
+    running: dict[int, tuple[RunSpec, dict]] = {}
+    outcomes: list[Outcome] = []
+    stop_reason = None
+    stop = StopRequest()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while pending or running:
+            if stop.signum is not None:
+                progress.line(f"interrupted: stopping {len(running)} running run(s) ...")
+                _stop_all(running, backend)
+                outcomes += [Outcome(spec, "interrupted", error="interrupted by Ctrl-C / SIGTERM")
+                             for spec, _ in running.values()]
+                return outcomes, True
+            free = jobs - sum(spec.slots for spec, _ in running.values())
+            for spec in list(pending):
+                if stop_reason or spec.slots > free:
+                    continue
+                # A failed or interrupted attempt's summary must not be read as this attempt's
+                # outcome if the runner dies before replacing it.
+                if not is_completed(spec.run_dir):
+                    (spec.run_dir / "summary.json").unlink(missing_ok=True)
+                running[id(spec)] = (spec, backend.start(spec))
+                pending.remove(spec)
+                free -= spec.slots
+            for key, (spec, handle) in list(running.items()):
+                result = backend.poll(handle)
+                if result is None:
+                    continue
+                del running[key]
+                outcome = outcome_of(spec, result)
+                outcomes.append(outcome)
+                progress.advance(fmt_outcome(outcome))
+                if strict and outcome.status != "completed" and stop_reason is None:
+                    stop_reason = "strict"
+                    progress.line(f"--strict: stopping after the failure of {spec.label}")
+                    for _, other in running.values():
+                        backend.terminate(other)
+            if stop_reason and not running:
+                break
+            time.sleep(poll_s)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return outcomes, False
+
+
+def _stop_all(running: dict, backend) -> None:
+    """SIGTERM every runner, give them the grace period together, then SIGKILL what is left."""
+    for _, handle in running.values():
+        backend.terminate(handle)
+    deadline = time.monotonic() + backend.stop_wait
+    left = dict(running)
+    while left and time.monotonic() < deadline:
+        for key, (_, handle) in list(left.items()):
+            if backend.poll(handle) is not None:
+                del left[key]
+        time.sleep(0.1)
+    for _, handle in left.values():
+        backend.kill(handle)
+
+
+def write_failures(path: Path, failures: list[Outcome]) -> None:
+    """A plain-text list a person reads: which run, why, and the end of its log."""
+    blocks = []
+    for o in failures:
+        tail = log_tail(o.spec.log_path, 20)
+        block = [f"{o.spec.algo} {o.spec.env_id} seed {o.spec.seed}", f"  error: {o.error}",
+                 f"  run dir: {o.spec.run_dir}"]
+        if tail:
+            block.append(f"  last lines of {o.spec.log_path}:")
+            block += ["    " + line for line in tail.splitlines()]
+        blocks.append("\n".join(block))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+
+
+# -- the command line -------------------------------------------------------------
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def build_parser() -> OneLineParser:
+    p = OneLineParser(prog=PROG, description=__doc__.splitlines()[0],
+                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    m = p.add_argument_group("the matrix")
+    m.add_argument("--algos", nargs="+", default=[",".join(ALGORITHMS)], metavar="ALGO",
+                   help="algorithms, comma- or space-separated: " + ", ".join(ALGORITHMS))
+    m.add_argument("--seeds", nargs="+", default=["1-5"], metavar="SEEDS",
+                   help="seeds: a range 1-5, a list 1,2,3, or both")
+    m.add_argument("--envs", nargs="+", default=["CartPole-v1"], metavar="ID",
+                   help="Gymnasium ids (Box observations, Discrete actions)")
+    m.add_argument("--set", dest="overrides", action="append", default=[], metavar="ALGO.FIELD=VALUE",
+                   help="per-algorithm hyperparameter, passed to that runner as --field VALUE "
+                        "(repeatable), e.g. ppo.learning_rate=3e-4")
+    x = p.add_argument_group("execution")
+    x.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+                   help="runs at a time; an A3C run takes as many slots as it has workers "
+                        "(default: the number of cores; with --backend ray: the cluster's CPUs)")
+    x.add_argument("--timeout", type=_positive_float, default=3600.0, metavar="SECONDS",
+                   help="per-run wall-time limit; the run is stopped and listed as failed")
+    x.add_argument("--strict", action="store_true", help="stop the whole matrix at the first failed run")
+    x.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local: a process pool on this machine; ray: tasks on a Ray cluster "
+                        "(pip install -r requirements-ray.txt), results dir on a shared filesystem")
+    x.add_argument("--address", default="auto",
+                   help="Ray cluster address for --backend ray ('local' starts a throwaway one here)")
+    x.add_argument("--dry-run", action="store_true", help="print the runs and their commands, run nothing")
+    x.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="matrix progress bar (default: only when stderr is a terminal)")
+    x.add_argument("--no-aggregate", action="store_true", help="do not run aggregate_results.py at the end")
+    x.add_argument("--report-dir", default="report", metavar="DIR",
+                   help="where the aggregator writes report.md, tables and plots")
+    # Undocumented: tests point these at fake runners and short grace periods.
+    x.add_argument("--runner-dir", default=str(ROOT), help=argparse.SUPPRESS)
+    x.add_argument("--grace", type=_positive_float, default=DEFAULT_GRACE_S, help=argparse.SUPPRESS)
+
+    c = p.add_argument_group("passed to every runner (BENCHMARK_PROTOCOL.md)")
+    c.add_argument("--results-dir", default="results", metavar="DIR", help="root of the results tree")
+    c.add_argument("--video-dir", default="videos", metavar="DIR", help="root of the videos tree")
+    c.add_argument("--total-steps", type=_positive_int, default=None, metavar="N",
+                   help="training budget (default: each algorithm's tuned default)")
+    c.add_argument("--eval-every", type=_positive_int, default=None, metavar="N",
+                   help="steps between periodic evaluations (runner default 5000)")
+    c.add_argument("--eval-episodes", type=_positive_int, default=None, metavar="N",
+                   help="episodes per periodic evaluation (runner default 20)")
+    c.add_argument("--record-video", action="store_true", help="record greedy episodes after training")
+    c.add_argument("--video-episodes", type=_positive_int, default=None, metavar="N",
+                   help="episodes to record (runner default 3)")
+    c.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                   help="torch threads per run (runner default 1)")
+    c.add_argument("--stop-when-solved", action="store_true", help="end each run at its first solving evaluation")
+    c.add_argument("--solve-threshold", type=_float, default=None, metavar="X",
+                   help="return that counts as solved (default: the env's reward_threshold)")
+    c.add_argument("--overwrite", action="store_true",
+                   help="redo runs that already completed (default: skip them)")
+    return p
+
+
+def check_writable(path: Path, argument: str) -> None:
+    probe = Path(path).absolute()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"argument {argument}: {probe} is not a writable folder")
+
+
+def plan(args):
+    """Validate everything before anything is written. Returns (specs, jobs, backend)."""
+    algos = parse_algos(args.algos)
+    seeds = parse_seeds(args.seeds)
+    overrides = parse_overrides(args.overrides, algos)
+    envs = parse_envs(args.envs)
+    runner_dir = Path(args.runner_dir).absolute()
+    check_writable(Path(args.results_dir), "--results-dir")
+    if args.record_video:
+        check_writable(Path(args.video_dir), "--video-dir")
+    if not args.no_aggregate:
+        check_writable(Path(args.report_dir), "--report-dir")
+    present = [a for a in algos if (runner_dir / f"{a}_benchmark.py").is_file()]
+    if not present:
+        missing = ", ".join(f"{a}_benchmark.py" for a in algos)
+        raise UsageError(f"argument --algos: no runner found ({missing} not found in {runner_dir})")
+    for algo, pairs in overrides.items():
+        runner = runner_dir / f"{algo}_benchmark.py"
+        if not runner.is_file():
+            continue
+        known = runner_flags(runner)
+        for name, _ in pairs:
+            if "--" + name.replace("_", "-") not in known:
+                raise UsageError(f"argument --set: {runner.name} has no flag --{name.replace('_', '-')} "
+                                 f"(from {algo}.{name}); see python {runner.name} --help")
+    return algos, seeds, envs, overrides, runner_dir
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        algos, seeds, envs, overrides, runner_dir = plan(args)
+        backend = None
+        if args.backend == "ray" and not args.dry_run:
+            try:
+                import ray  # noqa: F401
+            except ImportError:
+                raise UsageError("argument --backend: ray is not installed; "
+                                 "pip install -r requirements-ray.txt, or use --backend local") from None
+            try:
+                backend = RayBackend(args.address, args.timeout, args.grace, args.jobs)
+            except Exception as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise UsageError(f"argument --address: cannot connect to Ray at {args.address!r} ({first}); "
+                                 "start a cluster with `ray start --head`, or pass --address local "
+                                 "for a throwaway one on this machine") from None
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+
+    if backend is None:
+        backend = LocalBackend(args.timeout, args.grace)
+        jobs = args.jobs or os.cpu_count() or 1
+    else:
+        jobs = args.jobs or backend.cluster_cpus()
+    specs = build_specs(args, algos, seeds, envs, overrides, runner_dir, jobs)
+    missing = [s for s in specs if s.missing_runner]
+    todo = [s for s in specs if not s.missing_runner and (args.overwrite or not is_completed(s.run_dir))]
+    already = len(specs) - len(missing) - len(todo)
+
+    print(f"{len(algos)} algorithm(s) x {len(seeds)} seed(s) x {len(envs)} env(s) = {len(specs)} runs; "
+          f"{already} already completed, {len(todo)} to run, {jobs} slot(s), backend {args.backend}")
+    for algo in dict.fromkeys(s.algo for s in missing):
+        print(f"warning: {next(s.missing_runner for s in missing if s.algo == algo)}; "
+              f"its runs are listed as failed", file=sys.stderr)
+    if args.dry_run:
+        for spec in todo:
+            print(f"{spec.label} [{spec.slots} slot(s)]: {' '.join(spec.cmd)}")
+        return 0
+
+    started = time.monotonic()
+    progress = Progress(len(specs), already, args.progress if args.progress is not None else sys.stderr.isatty())
+    outcomes = [Outcome(s, "failed", error=s.missing_runner) for s in missing]
+    for o in outcomes:
+        progress.advance(fmt_outcome(o))
+    try:
+        ran, interrupted = schedule(todo, backend, jobs, args.strict, progress)
+    finally:
+        progress.close()
+        backend.close()
+    outcomes += ran
+    wall = time.monotonic() - started
+
+    failures = [o for o in outcomes if o.status == "failed"]
+    failures_path = Path(args.results_dir) / FAILURES_FILE
+    if failures:
+        write_failures(failures_path, failures)
+    elif failures_path.exists():
+        failures_path.unlink()
+    completed = sum(o.status == "completed" for o in outcomes)
+    print(f"\n{completed} run(s) completed now, {already} skipped as already completed, "
+          f"{len(failures)} failed; wall time {wall / 60:.1f} min ({wall:.0f} s)")
+    if failures:
+        print(f"failed runs ({failures_path}):")
+        for o in failures:
+            print(f"  {o.spec.label}: {o.error}")
+    if interrupted:
+        left = len(specs) - already - completed - len(failures)
+        print(f"interrupted: {left} run(s) not finished; run the same command again to continue",
+              file=sys.stderr)
+        return 130
+    if not args.no_aggregate:
+        import aggregate_results
+
+        status = aggregate_results.main(["--results-dir", args.results_dir, "--out", args.report_dir,
+                                         "--videos-dir", args.video_dir])
+        if status != 0:
+            print(f"{PROG}: the aggregator exited with status {status}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""aggregate_results.py: the statistics against hand-computed answers, loading, the report."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import aggregate_results as agg
+from conftest import assert_usage_error, run_script
+
+
+# -- statistics -------------------------------------------------------------------------
+
+def test_iqm_averages_the_middle_half():
+    assert agg.iqm(np.arange(1, 9)) == pytest.approx(4.5)  # mean(3, 4, 5, 6)
+    assert agg.iqm([1, 2, 3, 4, 100]) == pytest.approx(3.0)  # floor(5/4) = 1 cut each end
+    assert agg.iqm([7.0]) == pytest.approx(7.0)
+    rows = agg.iqm(np.array([[8, 1, 2, 3, 4, 5, 6, 7], [1, 1, 1, 1, 9, 9, 9, 9]]), axis=-1)
+    np.testing.assert_allclose(rows, [4.5, 5.0])
+
+
+def test_bootstrap_ci_of_two_runs_spans_their_range():
+    # Means of two draws from {0, 1}: 0, 0.5 or 1 with probability 1/4, 1/2, 1/4,
+    # so the 2.5% and 97.5% percentiles are 0 and 1.
+    point, low, high = agg.stratified_bootstrap_ci([[0.0, 1.0]], agg.mean, reps=4000)
+    assert (point, low, high) == (0.5, 0.0, 1.0)
+
+
+def test_bootstrap_ci_of_equal_scores_is_a_point():
+    point, low, high = agg.stratified_bootstrap_ci([[500.0] * 5], agg.iqm)
+    assert point == low == high == 500.0
+
+
+def test_bootstrap_is_reproducible_with_its_fixed_random_state():
+    scores = [np.array([410.0, 450.0, 480.0, 495.0, 500.0])]
+    first = agg.stratified_bootstrap_ci(scores, agg.iqm)
+    assert first == agg.stratified_bootstrap_ci(scores, agg.iqm)
+    assert first[1] <= first[0] <= first[2]
+    assert first[1] < first[2]
+
+
+def test_stratified_bootstrap_resamples_within_each_stratum():
+    # Every replicate keeps 2 runs of task A (score 0) and 50 of task B (score 1):
+    # the pooled mean is always 50/52. An unstratified bootstrap would vary.
+    point, low, high = agg.stratified_bootstrap_ci([np.zeros(2), np.ones(50)], agg.mean)
+    assert point == pytest.approx(50 / 52)
+    assert low == pytest.approx(50 / 52) and high == pytest.approx(50 / 52)
+
+
+def test_performance_profile_counts_runs_strictly_above_tau():
+    profile = agg.performance_profile([100, 200, 300, 400], [0, 150, 300, 500])
+    np.testing.assert_allclose(profile, [1.0, 0.75, 0.25, 0.0])
+    batch = agg.performance_profile(np.array([[1, 3], [3, 3]]), [2])
+    np.testing.assert_allclose(batch, [[0.5], [1.0]])
+
+
+def test_resample_interpolates_and_carries_the_last_value_forward():
+    out = agg.resample([10, 20], [0, 10], np.array([5, 10, 15, 20, 30]))
+    np.testing.assert_allclose(out, [np.nan, 0, 5, 10, 10])
+
+
+def test_common_grid_starts_where_every_run_has_data():
+    grid = agg.common_grid([(np.array([5, 50]), None), (np.array([10, 40]), None)], points=5)
+    np.testing.assert_allclose(grid, [10, 20, 30, 40, 50])
+
+
+def test_mean_band_of_identical_runs_has_no_width():
+    centre, low, high = agg.mean_band(np.tile([1.0, 2.0, 3.0], (4, 1)))
+    np.testing.assert_allclose(centre, [1, 2, 3])
+    np.testing.assert_allclose(low, centre)
+    np.testing.assert_allclose(high, centre)
+
+
+# -- a fabricated results tree ---------------------------------------------------------------
+
+def make_run(results: Path, algo: str, seed: int, final: float = 500.0, solved_at: int | None = 20_000,
+             env_id: str = "CartPole-v1", status: str = "completed", steps: int = 40_000) -> Path:
+    """A run directory with the protocol's files, as a runner would leave it."""
+    d = Path(results) / env_id / algo / f"seed_{seed}"
+    d.mkdir(parents=True, exist_ok=True)
+    evals = pd.DataFrame({
+        "global_step": np.arange(5000, steps + 1, 5000),
+        "train_time_s": np.arange(1, steps // 5000 + 1) * (1.0 + seed / 10),
+        "mean_return": np.linspace(50, final, steps // 5000), "std_return": 1.0, "episodes": 20,
+    })
+    evals.to_csv(d / "evals.csv", index=False)
+    lengths = np.full(steps // 100, 100)
+    pd.DataFrame({"global_step": np.cumsum(lengths), "train_time_s": np.arange(len(lengths)) * 0.05,
+                  "episode": np.arange(1, len(lengths) + 1), "return": lengths.astype(float),
+                  "length": lengths}).to_csv(d / "episodes.csv", index=False)
+    (d / "config.json").write_text(json.dumps({"algo": algo, "env_id": env_id, "seed": seed,
+                                               "protocol": {"solve_threshold": 475.0}}))
+    (d / "summary.json").write_text(json.dumps({
+        "algo": algo, "env_id": env_id, "seed": seed, "status": status, "total_steps": steps,
+        "train_time_s": 8.0 + seed, "solved": solved_at is not None, "steps_to_solve": solved_at,
+        "time_to_solve_s": None if solved_at is None else solved_at / 5000.0, "final_eval_mean": final,
+        "final_eval_std": 0.0, "final_eval_episodes": 100, "last100_train_return": 100.0,
+        "error": None if status == "completed" else "interrupted by signal",
+    }))
+    return d
+
+
+@pytest.fixture
+def tree(tmp_path):
+    results = tmp_path / "results"
+    for seed, (final, solved) in enumerate([(480.0, 10_000), (490.0, 20_000), (500.0, 30_000),
+                                            (500.0, 40_000), (300.0, None)], start=1):
+        make_run(results, "ppo", seed, final, solved)
+    for seed in (1, 2):
+        make_run(results, "policy_gradient", seed, 450.0 + seed, 25_000)
+    return results
+
+
+def test_load_results_builds_one_tidy_table(tree):
+    loaded = agg.load_results(tree)
+    assert loaded.skipped == []
+    assert len(loaded.runs) == 7
+    assert list(loaded.runs["algo"].unique()) == ["policy_gradient", "ppo"]  # protocol order
+    assert {"env_id", "algo", "seed", "final_eval_mean", "steps_to_solve"} <= set(loaded.runs.columns)
+    assert set(loaded.evals.groupby(["algo", "seed"]).size()) == {8}
+    assert loaded.episodes["return"].dtype.kind == "f"
+
+
+def test_summary_gives_hand_computed_medians_and_counts(tree):
+    table = agg.summarize(agg.load_results(tree).runs, reps=500).set_index("algo")
+    ppo = table.loc["ppo"]
+    assert (ppo["runs"], ppo["runs_solved"]) == (5, 4)
+    # steps_to_solve over the 4 solved runs: 10k, 20k, 30k, 40k
+    assert ppo["steps_to_solve_median"] == 25_000
+    assert (ppo["steps_to_solve_q25"], ppo["steps_to_solve_q75"]) == (17_500, 32_500)
+    assert ppo["final_eval_mean"] == pytest.approx((480 + 490 + 500 + 500 + 300) / 5)
+    assert ppo["final_eval_iqm"] == pytest.approx((480 + 490 + 500) / 3)  # sorted: 300 | 480 490 500 | 500
+    assert ppo["final_eval_mean_ci_low"] <= ppo["final_eval_mean"] <= ppo["final_eval_mean_ci_high"]
+
+
+def test_corrupt_and_incomplete_runs_are_skipped_and_named(tree, tmp_path):
+    bad = {
+        "truncated": make_run(tree, "a2c", 1),
+        "garbage": make_run(tree, "a2c", 2),
+        "interrupted": make_run(tree, "a2c", 3, status="interrupted"),
+        "no_episodes": make_run(tree, "a2c", 4),
+        "unfinished": make_run(tree, "a2c", 5),
+        "nonnumeric": make_run(tree, "a2c", 6),
+    }
+    text = (bad["truncated"] / "evals.csv").read_text()
+    (bad["truncated"] / "evals.csv").write_text(text[: len(text) - 7])  # cut mid-row
+    (bad["garbage"] / "summary.json").write_text('{"algo": "a2c", "sta')
+    (bad["no_episodes"] / "episodes.csv").unlink()
+    (bad["unfinished"] / "summary.json").unlink()
+    (bad["nonnumeric"] / "evals.csv").write_text("global_step,train_time_s,mean_return,std_return,episodes\n"
+                                                  "5000,1.0,abc,1.0,20\n")
+    out = tmp_path / "report"
+    proc = run_script("aggregate_results.py", "--results-dir", tree, "--out", out, "--reps", 200)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    report = (out / "report.md").read_text()
+    expected = {
+        "a2c/seed_1": "evals.csv is truncated",
+        "a2c/seed_2": "summary.json is not valid JSON",
+        "a2c/seed_3": "status 'interrupted'",
+        "a2c/seed_4": "episodes.csv is missing",
+        "a2c/seed_5": "no summary.json",
+        "a2c/seed_6": "evals.csv has an empty or non-numeric mean_return at line 2",
+    }
+    for run, reason in expected.items():
+        assert f"skipped CartPole-v1/{run}: {reason}" in proc.stdout
+        assert f"`CartPole-v1/{run}`: {reason}" in report
+    runs = pd.read_csv(out / "runs.csv")
+    assert "a2c" not in set(runs["algo"]) and len(runs) == 7
+
+
+def test_report_embeds_every_plot_and_links_the_videos(tree, tmp_path):
+    videos = tmp_path / "videos"
+    clip = videos / "CartPole-v1" / "ppo" / "seed_2" / "episode_0.mp4"
+    clip.parent.mkdir(parents=True)
+    clip.write_bytes(b"\x00")
+    out = tmp_path / "out"
+    proc = run_script("aggregate_results.py", "--results-dir", tree, "--out", out,
+                      "--videos-dir", videos, "--reps", 200)
+    assert proc.returncode == 0, proc.stderr
+    report = (out / "report.md").read_text()
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == ["final_scores_CartPole-v1.png", "learning_curves_CartPole-v1.png",
+                    "performance_profile_CartPole-v1.png", "steps_to_solve_CartPole-v1.png"]
+    for name in pngs:
+        assert f"]({name})" in report
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "(../videos/CartPole-v1/ppo/seed_2/episode_0.mp4)" in report
+    assert "| ppo | 4/5 |" in report.replace("CartPole-v1 ", "").replace("| CartPole-v1", "|")
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["algo"]) == ["policy_gradient", "ppo"]
+    assert (out / "summary.md").read_text().count("\n| CartPole-v1 |") == 2
+
+
+def test_empty_results_dir_exits_2(tmp_path):
+    (tmp_path / "results").mkdir()
+    proc = run_script("aggregate_results.py", "--results-dir", tmp_path / "results", "--out", tmp_path / "r")
+    assert_usage_error(proc, "--results-dir", "holds no runs")
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_results_dir_exits_2(tmp_path):
+    proc = run_script("aggregate_results.py", "--results-dir", tmp_path / "nope", "--out", tmp_path / "r")
+    assert_usage_error(proc, "--results-dir", "is not a folder")
+
+
+def test_results_dir_with_no_loadable_run_exits_2(tmp_path):
+    run = make_run(tmp_path / "results", "ppo", 1, status="interrupted")
+    proc = run_script("aggregate_results.py", "--results-dir", tmp_path / "results", "--out", tmp_path / "r")
+    assert_usage_error(proc, "--results-dir", "none of the 1 run(s)")
+    assert "skipped CartPole-v1/ppo/seed_1: status 'interrupted'" in proc.stdout
+    assert run.exists() and not (tmp_path / "r").exists()
+
+
+def test_out_inside_a_file_exits_2(tree, tmp_path):
+    (tmp_path / "a_file").write_text("")
+    proc = run_script("aggregate_results.py", "--results-dir", tree, "--out", tmp_path / "a_file" / "report")
+    assert_usage_error(proc, "--out", "not a writable folder")
