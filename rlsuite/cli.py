@@ -144,6 +144,8 @@ COMMON_HELP = {
     "evaluate": "no training: load the policy saved in RUN_DIR, run the final 100-episode "
     "evaluation (and --record-video if given), print the figures; RUN_DIR is not changed",
     "progress": "show a progress bar (default: only when stderr is a terminal)",
+    "snapshot_every": "environment steps between actor snapshots (RUN_DIR/snapshots/step_<global_step>.pt, "
+    "taken at the first update boundary after each multiple of N, like --eval-every); 0: none",
 }
 
 
@@ -168,6 +170,7 @@ def build_parser(prog: str, algo: str, config_cls, description: str = "") -> One
     common.add_argument("--overwrite", action="store_true", help=COMMON_HELP["overwrite"])
     common.add_argument("--evaluate", default=None, metavar="RUN_DIR", help=COMMON_HELP["evaluate"])
     common.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help=COMMON_HELP["progress"])
+    common.add_argument("--snapshot-every", type=_int, default=0, metavar="N", help=COMMON_HELP["snapshot_every"])
 
     docs = field_docs(config_cls)
     hints = typing.get_type_hints(config_cls)
@@ -236,6 +239,8 @@ def parse_args(argv, prog: str, algo: str, config_cls, description: str = ""):
     for name in ("eval_every", "eval_episodes", "video_episodes", "threads"):
         if getattr(args, name) < 1:
             raise UsageError(f"argument {flag(name)}: must be a positive integer, got {getattr(args, name)}")
+    if args.snapshot_every < 0:
+        raise UsageError(f"argument --snapshot-every: must be 0 (off) or a positive integer, got {args.snapshot_every}")
     if args.seed < 0 or args.seed >= 2**31:
         raise UsageError(f"argument --seed: must be an integer in [0, 2**31), got {args.seed}")
     cfg = config_cls(**values)

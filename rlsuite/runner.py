@@ -54,6 +54,7 @@ from rlsuite.records import (
 )
 
 RUN_FILES = ("config.json", "episodes.csv", "updates.csv", "evals.csv", "summary.json", "model.pt")
+SNAPSHOT_DIR = "snapshots"
 
 
 def seed_everything(seed: int) -> None:
@@ -120,6 +121,7 @@ class Run:
         self.n_updates = 0
         self.recent_returns: deque[float] = deque(maxlen=100)
         self.next_eval = args.eval_every
+        self.next_snapshot = args.snapshot_every if args.snapshot_every > 0 else None
         self.solved_step = None
         self.solved_time = None
         self.last_eval = None
@@ -180,6 +182,10 @@ class Run:
             self._periodic_eval(actor)
             every = self.args.eval_every
             self.next_eval = (self.global_step // every + 1) * every
+        if self.next_snapshot is not None and self.global_step >= self.next_snapshot:
+            self._save_snapshot(actor)
+            every = self.args.snapshot_every
+            self.next_snapshot = (self.global_step // every + 1) * every
         self._refresh_bar()
         return bool(self.args.stop_when_solved and self.solved_step is not None)
 
@@ -195,6 +201,21 @@ class Run:
         if self.solved_step is None and self.threshold is not None and mean >= self.threshold:
             self.solved_step = self.global_step
             self.solved_time = train_time
+        self._paused += time.perf_counter() - t0
+
+    def _save_snapshot(self, actor) -> None:
+        """The actor's weights now, for analyses of how a policy changes (policy_evolution.py).
+
+        Written to a temporary name and renamed, so a run killed mid-write
+        leaves no half-written snapshot; the clock is paused, as for evaluation.
+        """
+        t0 = time.perf_counter()
+        folder = self.run_dir / SNAPSHOT_DIR
+        folder.mkdir(exist_ok=True)
+        path = folder / f"step_{self.global_step}.pt"
+        tmp = path.with_suffix(".pt.tmp")
+        torch.save(actor.state_dict(), tmp)
+        os.replace(tmp, path)
         self._paused += time.perf_counter() - t0
 
     def _refresh_bar(self) -> None:
@@ -233,6 +254,7 @@ def _write_config(run: Run, algo: str, cfg, args, info: EnvInfo) -> None:
             "solve_threshold": run.threshold,
             "stop_when_solved": args.stop_when_solved,
             "threads": args.threads,
+            "snapshot_every": args.snapshot_every,
         },
         "obs_dim": info.obs_dim,
         "n_actions": info.n_actions,
@@ -322,6 +344,7 @@ def main(algo: str, config_cls, train, build_actor, *, update_columns=(), episod
     if run_dir.exists():
         for name in RUN_FILES:
             (run_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / SNAPSHOT_DIR, ignore_errors=True)  # an old run's snapshots would mix in
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
