@@ -39,7 +39,7 @@ from rlsuite.cli import OneLineParser, UsageError
 from rlsuite.envs import make_env
 from rlsuite.evaluation import config_from_dict
 from rlsuite.records import read_json
-from rlsuite.runner import SNAPSHOT_DIR, _check_writable
+from rlsuite.runner import SNAPSHOT_DIR, check_writable
 
 ALGORITHMS = ("policy_gradient", "a2c", "a3c", "ppo", "trpo")  # protocol names = module names
 # (x, x_dot, theta, theta_dot); theta > 0 is the pole leaning right, action 1 pushes right
@@ -325,7 +325,7 @@ def main(argv=None) -> int:
         run_dir = Path(args.run_dir)
         config, updates = read_run(run_dir)
         out = Path(args.out) if args.out is not None else run_dir / "policy_evolution"
-        _check_writable(out, "--out")
+        check_writable(out, "--out")
         torch.set_num_threads(1)
         snapshots = load_snapshots(run_dir, config)
         try:

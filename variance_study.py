@@ -48,7 +48,7 @@ import policy_gradient
 from rlsuite.cli import OneLineParser, UsageError
 from rlsuite.envs import EnvError, describe_env, make_env, run_episodes
 from rlsuite.returns import gae
-from rlsuite.runner import _check_writable, seed_everything
+from rlsuite.runner import check_writable, seed_everything
 
 ESTIMATORS = (*policy_gradient.ESTIMATORS, "gae")
 UNBIASED = ("total_return", "reward_to_go", "baseline")  # with gamma = 1; see tests/test_variance_study.py
@@ -409,7 +409,7 @@ def main(argv=None) -> int:
         args = parse_args(argv)
         info = describe_env(args.env)
         out = Path(args.out) if args.out is not None else Path("results/studies/variance") / info.env_id
-        _check_writable(out, "--out")
+        check_writable(out, "--out")
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -67,7 +67,7 @@ def run_dir_for(results_dir, env_id: str, algo: str, seed: int) -> Path:
     return Path(results_dir) / env_id / algo / f"seed_{seed}"
 
 
-def _check_writable(path: Path, argument: str) -> None:
+def check_writable(path: Path, argument: str) -> None:
     """The folder can be created and written to; nothing is created here."""
     probe = Path(path).absolute()
     while not probe.exists():
@@ -301,7 +301,7 @@ def _evaluate_only(prog, algo, config_cls, build_actor, args) -> int:
         raise UsageError(f"argument --evaluate: {run_dir} holds a {saved_algo!r} run; "
                          f"use {saved_algo}_benchmark.py")
     if args.record_video:
-        _check_writable(Path(args.video_dir), "--video-dir")
+        check_writable(Path(args.video_dir), "--video-dir")
     try:
         actor, _ = load_actor(run_dir, config_cls, build_actor)
     except Exception as exc:  # corrupt model.pt or mismatched shapes
@@ -331,9 +331,9 @@ def main(algo: str, config_cls, train, build_actor, *, update_columns=(), episod
             return _evaluate_only(prog, algo, config_cls, build_actor, args)
         info = describe_env(args.env)
         run_dir = run_dir_for(args.results_dir, info.env_id, algo, args.seed)
-        _check_writable(run_dir, "--results-dir")
+        check_writable(run_dir, "--results-dir")
         if args.record_video:
-            _check_writable(Path(args.video_dir), "--video-dir")
+            check_writable(Path(args.video_dir), "--video-dir")
         if _completed(run_dir) and not args.overwrite:
             raise UsageError(f"{run_dir} already holds a completed run; pass --overwrite to replace it")
     except (UsageError, EnvError) as exc:
