@@ -8,6 +8,9 @@ from __future__ import annotations
 import ast
 import builtins
 import dataclasses
+import functools
+import importlib
+import importlib.util
 import re
 import shlex
 import shutil
@@ -115,6 +118,15 @@ def shell_commands():
 COMMANDS = shell_commands()
 
 
+@functools.lru_cache(maxsize=None)
+def script_help(script: str) -> str:
+    """`python <script> --help`, run once per script."""
+    proc = run_script(script, "--help", timeout=120)
+    assert proc.returncode == 0, f"`python {script} --help` failed:\n{proc.stderr}"
+    assert "usage:" in proc.stdout
+    return proc.stdout
+
+
 @pytest.mark.parametrize("doc,command", COMMANDS, ids=[f"{_doc_id(d)}: {c}" for d, c in COMMANDS])
 def test_every_command_in_the_docs_runs(doc, command):
     words = shlex.split(command)
@@ -124,14 +136,29 @@ def test_every_command_in_the_docs_runs(doc, command):
         if algo in missing_algorithms():
             pytest.skip(f"{script} is not in this checkout yet ({algo}.py not merged)")
         pytest.fail(f"{_doc_id(doc)} shows `{command}` but {script} does not exist")
-    if any(a in NEEDS_DATA for a in args):
-        args = []  # these need files from a finished run or report: check the script starts
-    proc = run_script(script, *args, "--help", timeout=120)
-    assert proc.returncode == 0, f"`{command} --help` failed:\n{proc.stderr}"
-    assert "usage:" in proc.stdout
+    help_text = script_help(script)
     # argparse acts on --help before it complains about unknown flags: check them against the help
-    unknown = unknown_flags(words[2:], proc.stdout)
+    unknown = unknown_flags(args, help_text)
     assert not unknown, f"{_doc_id(doc)}: `{command}` uses flags {script} does not have: {unknown}"
+    if "--help" in args or "-h" in args:
+        return
+    algo = script.removesuffix("_benchmark.py")
+    if algo in ALGOS:
+        # a runner: parse and validate the arguments exactly as the runner would, without training
+        # (in this process: one torch import for all commands instead of one per command)
+        from rlsuite.cli import UsageError, parse_args
+
+        module = importlib.import_module(algo)
+        config_cls = generate_module().config_class(module)
+        try:
+            parse_args(args, script, algo, config_cls)
+        except UsageError as exc:
+            pytest.fail(f"{_doc_id(doc)}: `{command}` is rejected: {exc}")
+        except SystemExit as exc:
+            pytest.fail(f"{_doc_id(doc)}: `{command}` does not parse (exit {exc.code})")
+    elif not any(a in NEEDS_DATA for a in args):
+        proc = run_script(script, *args, "--help", timeout=120)
+        assert proc.returncode == 0, f"`{command} --help` failed:\n{proc.stderr}"
 
 
 def unknown_flags(args, help_text: str) -> list[str]:
@@ -184,14 +211,17 @@ def test_reinforce_hyperparameter_table_matches_the_dataclass_defaults():
             assert type(f.default)(default) == f.default, (f.name, default)
 
 
-def generate(*args) -> int:
-    """docs/generate.py's main() in this process (torch is imported once, not per call)."""
-    import importlib.util
-
+@functools.lru_cache(maxsize=None)
+def generate_module():
     spec = importlib.util.spec_from_file_location("docs_generate", DOCS / "generate.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.main([str(a) for a in args])
+    return module
+
+
+def generate(*args) -> int:
+    """docs/generate.py's main() in this process (torch is imported once, not per call)."""
+    return generate_module().main([str(a) for a in args])
 
 
 def copy_docs(tmp_path):
@@ -227,6 +257,8 @@ def test_results_section_is_filled_from_the_aggregator_report(tmp_path):
     section = text.split("<!-- results:policy_gradient:start -->")[1].split("<!-- results:policy_gradient:end -->")[0]
     assert "| `runs_solved` | 3 |" in section and "| `steps_to_solve_median` | 20,854 |" in section
     assert "-90.5" not in section  # another env's row
+    ppo = (docs / "08_ppo_in_rlhf.md").read_text(encoding="utf-8")
+    assert "<!-- results:ppo:start -->\n<!-- results:ppo:end -->" in ppo  # no ppo row: left as it was
     assert "img/report_CartPole-v1_steps.png" in section
     assert (docs / "img" / "report_CartPole-v1_steps.png").read_bytes() == png
     assert generate("--check", "--report-dir", report, "--docs-dir", docs) == 0
