@@ -277,7 +277,8 @@ def main(argv=None) -> int:
                   + "; run: python docs/generate.py" + (f" --report-dir {args.report_dir}" if report else ""),
                   file=sys.stderr)
             return 1
-        print("generated sections are up to date")
+        print("generated sections are up to date"
+              + ("" if report else " (results sections not checked: no --report-dir)"))
         return 0
     print("updated: " + ", ".join(stale) if stale else "nothing to update")
     return 0
