@@ -286,5 +286,32 @@ def test_glossary_explains_every_logged_column():
     assert not missing, f"docs/README.md glossary lacks: {missing}"
 
 
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[`*]", "", heading.strip().lower())
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+@pytest.mark.parametrize("doc", MARKDOWN, ids=_doc_id)
+def test_every_link_between_docs_points_at_an_existing_heading(doc):
+    broken = []
+    for target, anchor in re.findall(r"\]\(([\w./-]*\.md)?#([\w-]+)\)", _prose(doc.read_text(encoding="utf-8"))):
+        path = (doc.parent / target) if target else doc
+        if not path.is_file():
+            continue  # a page not written yet; the name and command checks cover the rest
+        headings = re.findall(r"^#{1,6} (.+)$", _prose(path.read_text(encoding="utf-8")), flags=re.MULTILINE)
+        if anchor not in {github_anchor(h) for h in headings}:
+            broken.append(f"{target}#{anchor}")
+    assert not broken, f"{_doc_id(doc)} links to missing headings: {broken}"
+
+
+def test_github_anchor_matches_githubs_rule():
+    assert github_anchor("14. How the policy sharpens during training") == "14-how-the-policy-sharpens-during-training"
+    assert github_anchor("Measured: how much each estimator lowers variance") == \
+        "measured-how-much-each-estimator-lowers-variance"
+    assert github_anchor("`episodes.csv`: one row per finished training episode") == \
+        "episodescsv-one-row-per-finished-training-episode"
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-v"]))
