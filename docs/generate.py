@@ -1,0 +1,288 @@
+"""Regenerate the generated sections of the docs in place, or check that they are current.
+
+Two kinds of section are generated, each between a pair of HTML comment markers
+that GitHub does not render:
+
+    <!-- hyperparameters:ALGO:start --> ... <!-- hyperparameters:ALGO:end -->
+        one row per field of ALGO's config dataclass: the command-line flag, its
+        default, and the field's docstring (the same text --help prints).
+
+    <!-- results:ALGO:start --> ... <!-- results:ALGO:end -->
+        ALGO's CartPole-v1 row of the aggregator's summary.csv as a table, and
+        the learning-curve PNG found in the report folder, copied to docs/img/.
+
+ALGO is a name from the protocol's algorithm table; the module of that name is
+imported from the repository root. A module that does not exist yet is skipped
+with a warning and its sections are left as they are.
+
+    python docs/generate.py                               # hyperparameter tables
+    python docs/generate.py --report-dir results/report   # and the measured results
+    python docs/generate.py --check                       # exit 1 if a section is stale
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import importlib
+import math
+import re
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from rlsuite.cli import field_docs, flag  # noqa: E402  (needs the repository root on sys.path)
+
+# The protocol's algorithm table (BENCHMARK_PROTOCOL.md): CLI name == module name.
+ALGOS = ("policy_gradient", "a2c", "a3c", "ppo", "trpo")
+RESULTS_ENV = "CartPole-v1"
+MARKER = re.compile(
+    r"(<!-- (?P<kind>hyperparameters|results):(?P<algo>[\w-]+):start -->\n)(?P<body>.*?)"
+    r"(<!-- (?P=kind):(?P=algo):end -->)",
+    re.DOTALL,
+)
+
+
+class DocsError(Exception):
+    """Bad input: printed as one line, exit status 2."""
+
+
+def warn(message: str) -> None:
+    print(f"generate.py: warning: {message}", file=sys.stderr)
+
+
+# -- hyperparameter tables ----------------------------------------------------
+
+def load_algorithm(algo: str):
+    """The algorithm module, or None if its file is not in the repository yet."""
+    if algo not in ALGOS:
+        raise DocsError(f"marker names algorithm {algo!r}; known: {', '.join(ALGOS)}")
+    try:
+        return importlib.import_module(algo)
+    except ModuleNotFoundError as exc:
+        if exc.name == algo:
+            return None
+        raise
+
+
+def config_class(module):
+    """The config dataclass an algorithm module defines: the one with a total_steps field."""
+    found = [
+        obj for obj in vars(module).values()
+        if isinstance(obj, type) and dataclasses.is_dataclass(obj)
+        and obj.__module__ == module.__name__
+        and any(f.name == "total_steps" for f in dataclasses.fields(obj))
+    ]
+    if len(found) != 1:
+        raise DocsError(f"{module.__name__}.py defines {len(found)} config dataclasses with a "
+                        "total_steps field; expected exactly one")
+    return found[0]
+
+
+def format_default(value) -> str:
+    """A default as it would be typed on the command line."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def cell(text: str) -> str:
+    """Escape a Markdown table cell (GitHub honours \\| even inside code spans)."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def hyperparameter_table(config_cls) -> str:
+    docs = field_docs(config_cls)
+    rows = ["| flag | default | meaning |", "|---|---|---|"]
+    for f in dataclasses.fields(config_cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        name = flag(f.name)
+        if isinstance(default, bool):
+            name = f"{name}` / `--no-{name[2:]}"
+        rows.append(f"| `{name}` | `{format_default(default)}` | {cell(docs.get(f.name, ''))} |")
+    return "\n".join(rows) + "\n"
+
+
+def hyperparameter_section(algo: str):
+    module = load_algorithm(algo)
+    if module is None:
+        warn(f"{algo}.py not found; its hyperparameter table is left as it is")
+        return None
+    cls = config_class(module)
+    runner = f"{algo}_benchmark.py"
+    return (f"Generated from `{cls.__name__}` in `{algo}.py` by `docs/generate.py`; "
+            f"`python {runner} --help` prints the same.\n\n" + hyperparameter_table(cls))
+
+
+# -- measured results ---------------------------------------------------------
+
+def read_summary(report_dir: Path) -> list[dict]:
+    path = report_dir / "summary.csv"
+    if not path.is_file():
+        raise DocsError(f"argument --report-dir: {path} not found; give the aggregator's output folder")
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DocsError(f"argument --report-dir: cannot read {path}: {exc}") from None
+    if not rows or "algo" not in rows[0] or "env_id" not in rows[0]:
+        raise DocsError(f"argument --report-dir: {path} has no rows with env_id and algo columns")
+    return rows
+
+
+def format_value(text: str) -> str:
+    if text is None or text.strip() == "":
+        return "–"
+    try:
+        x = float(text)
+    except ValueError:
+        return cell(text)
+    if not math.isfinite(x):
+        return text
+    if x == int(x) and abs(x) >= 1:
+        return f"{int(x):,}"
+    return f"{x:,.1f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def find_curve(report_dir: Path, algo: str, pattern: str | None) -> Path | None:
+    """The learning-curve PNG for RESULTS_ENV in the report folder (best guess unless ``pattern``)."""
+    if pattern:
+        matches = sorted(report_dir.glob(pattern))
+        return matches[0] if matches else None
+    env_short = RESULTS_ENV.split("-")[0].lower()
+
+    def score(p: Path) -> tuple:
+        rel = str(p.relative_to(report_dir)).lower()
+        return (env_short in rel, algo in p.name.lower(), "curve" in rel or "learning" in rel,
+                "step" in rel, -len(rel))
+
+    pngs = [p for p in report_dir.rglob("*.png") if env_short in str(p.relative_to(report_dir)).lower()]
+    return max(pngs, key=score) if pngs else None
+
+
+def results_section(algo: str, report_dir: Path, rows: list[dict], curve_pattern, command,
+                    docs_dir: Path, write: bool) -> tuple[str, list[str]]:
+    """The section's Markdown (None: no row for ``algo``) and the stale image copies (when not writing)."""
+    stale = []
+    mine = [r for r in rows if r.get("env_id") == RESULTS_ENV and r.get("algo") == algo]
+    if not mine:
+        warn(f"no {RESULTS_ENV} row for {algo} in {report_dir / 'summary.csv'}; its results section "
+             "is left as it is")
+        return None, stale
+    try:
+        shown = report_dir.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        shown = report_dir.as_posix()
+    lines = []
+    if command:
+        lines += ["Produced by:", "", "```bash", command.strip(), f"python docs/generate.py --report-dir {shown}",
+                  "```", ""]
+    else:
+        lines += [f"Generated by `python docs/generate.py --report-dir {shown}` from the "
+                  "aggregator's `summary.csv`.", ""]
+    row = mine[0]
+    lines += ["| measure | value |", "|---|---|"]
+    lines += [f"| `{k}` | {format_value(v)} |" for k, v in row.items() if k not in ("env_id", "algo")]
+    curve = find_curve(report_dir, algo, curve_pattern)
+    if curve is not None:
+        target = docs_dir / "img" / f"report_{curve.name}"
+        if write:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(curve, target)
+        elif not target.is_file() or target.read_bytes() != curve.read_bytes():
+            stale.append(f"img/{target.name}")
+        rel = curve.relative_to(report_dir).as_posix()
+        lines += ["", f"![Learning curve on {RESULTS_ENV} ({rel} in the report)](img/{target.name})"]
+    else:
+        warn(f"no {RESULTS_ENV} learning-curve PNG in {report_dir}")
+    return "\n".join(lines) + "\n", stale
+
+
+# -- driver -------------------------------------------------------------------
+
+def regenerate(text: str, report, docs_dir: Path, write: bool) -> tuple[str, list[str]]:
+    """The document with every generated section it holds rebuilt; and the stale images."""
+    stale_images = []
+    cache: dict = {}
+
+    def replace(m: re.Match) -> str:
+        kind, algo = m.group("kind"), m.group("algo")
+        if kind == "hyperparameters":
+            if ("h", algo) not in cache:
+                cache[("h", algo)] = hyperparameter_section(algo)
+            body = cache[("h", algo)]
+        else:
+            if algo not in ALGOS:
+                raise DocsError(f"marker names algorithm {algo!r}; known: {', '.join(ALGOS)}")
+            if report is None:
+                return m.group(0)
+            body, stale = results_section(algo, report["dir"], report["rows"], report["curve"],
+                                          report["command"], docs_dir, write)
+            stale_images.extend(stale)
+        if body is None:
+            return m.group(0)
+        return m.group(1) + body + m.group(5)
+
+    return MARKER.sub(replace, text), stale_images
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="generate.py", description="Regenerate the marked sections of docs/*.md in place.")
+    parser.add_argument("--check", action="store_true",
+                        help="change nothing; exit 1 if any generated section is stale")
+    parser.add_argument("--report-dir", metavar="DIR", default=None,
+                        help="the aggregator's output folder (holds summary.csv); without it the "
+                             "results sections are left as they are")
+    parser.add_argument("--curve", metavar="GLOB", default=None,
+                        help="glob (relative to --report-dir) of the learning-curve PNG to show "
+                             "(default: the best-named *.png mentioning CartPole)")
+    parser.add_argument("--report-command", metavar="CMD", default=None,
+                        help="the command(s) that produced the report, shown in each results section")
+    parser.add_argument("--docs-dir", metavar="DIR", default=str(DOCS),
+                        help="folder of the Markdown docs to update")
+    args = parser.parse_args(argv)
+    try:
+        docs_dir = Path(args.docs_dir)
+        if not docs_dir.is_dir():
+            raise DocsError(f"argument --docs-dir: {docs_dir} is not a folder")
+        report = None
+        if args.report_dir is not None:
+            report_dir = Path(args.report_dir)
+            report = {"dir": report_dir, "rows": read_summary(report_dir), "curve": args.curve,
+                      "command": args.report_command}
+        stale = []
+        for path in sorted(docs_dir.glob("*.md")):
+            old = path.read_text(encoding="utf-8")
+            new, stale_images = regenerate(old, report, docs_dir, write=not args.check)
+            if new != old:
+                stale.append(path.name)
+                if not args.check:
+                    path.write_text(new, encoding="utf-8")
+            stale.extend(stale_images)
+    except DocsError as exc:
+        print(f"generate.py: error: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        if stale:
+            print("stale generated sections in: " + ", ".join(stale)
+                  + "; run: python docs/generate.py" + (f" --report-dir {args.report_dir}" if report else ""),
+                  file=sys.stderr)
+            return 1
+        print("generated sections are up to date"
+              + ("" if report else " (results sections not checked: no --report-dir)"))
+        return 0
+    print("updated: " + ", ".join(stale) if stale else "nothing to update")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
