@@ -42,15 +42,17 @@ class PolicyGradientConfig:
     estimator: str = "advantage"
     """Psi_t, the weight on grad log pi(a_t|s_t): total_return | reward_to_go | baseline | advantage"""
     episodes_per_update: int = 8
-    """N, complete episodes sampled per gradient step (run side by side in N envs)"""
+    """N, complete episodes sampled per gradient step, run side by side in N envs (chosen for
+    this suite by seed sweeps on CartPole-v1)"""
     learning_rate: float = 2e-3
-    """Adam step size for the policy (alpha in Williams 1992)"""
+    """Adam step size alpha for the policy (chosen for this suite by seed sweeps on CartPole-v1;
+    Spinning Up's VPG uses 3e-4 with larger 4000-step batches)"""
     value_learning_rate: float = 1e-2
-    """Adam step size for the value baseline V(s)"""
+    """Adam step size for the value baseline V(s) (chosen for this suite; Spinning Up's VPG: 1e-3)"""
     value_iterations: int = 10
     """full-batch gradient steps of V(s) on the returns-to-go per update (Spinning Up VPG uses 80)"""
     gamma: float = 0.99
-    """discount factor gamma in G_t = sum_k gamma^k r_(t+k)"""
+    """discount factor gamma in G_t = sum_k gamma^k r_(t+k) (the common default: Spinning Up, SB3)"""
     ent_coef: float = 0.0
     """weight of the entropy bonus in the policy loss (0: plain REINFORCE)"""
     max_grad_norm: float = 1.0
@@ -58,7 +60,7 @@ class PolicyGradientConfig:
     anneal_lr: bool = True
     """decay both learning rates linearly to 0 over the budget, so the final policy settles"""
     hidden_sizes: tuple[int, ...] = (64, 64)
-    """hidden layer widths of the policy and value MLPs (tanh)"""
+    """hidden layer widths of the policy and value MLPs, tanh (Spinning Up's default sizes)"""
 
     def validate(self) -> None:
         if self.estimator not in ESTIMATORS:
