@@ -11,6 +11,10 @@ that GitHub does not render:
         ALGO's CartPole-v1 row of the aggregator's summary.csv as a table, and
         the learning-curve PNG found in the report folder, copied to docs/img/.
 
+    <!-- variance-study:start --> ... <!-- variance-study:end -->
+        the table variance_study.py wrote (variance.md in --variance-dir) and its
+        plot, copied to docs/img/variance_study_cartpole.png.
+
 ALGO is a name from the protocol's algorithm table; the module of that name is
 imported from the repository root. A module that does not exist yet is skipped
 with a warning and its sections are left as they are.
@@ -234,6 +238,33 @@ def regenerate(text: str, report, docs_dir: Path, write: bool) -> tuple[str, lis
     return MARKER.sub(replace, text), stale_images
 
 
+VARIANCE_MARKER = re.compile(r"(<!-- variance-study:start -->\n)(.*?)(<!-- variance-study:end -->)", re.DOTALL)
+VARIANCE_COMMAND = "python variance_study.py"
+
+
+def variance_section(variance_dir: Path, docs_dir: Path, write: bool) -> tuple[str, list[str]]:
+    """The study's Markdown table (its title dropped) and plot, with the command that made them."""
+    table = variance_dir / "variance.md"
+    if not table.is_file():
+        raise DocsError(f"argument --variance-dir: {table} not found; run {VARIANCE_COMMAND}")
+    body = table.read_text(encoding="utf-8").split("\n", 1)[1].strip()
+    stale = []
+    plot = variance_dir / "variance.png"
+    lines = [f"Regenerate with `{VARIANCE_COMMAND}` (about a minute on one core), then "
+             f"`python docs/generate.py --variance-dir {variance_dir.as_posix()}`:", "",
+             "```bash", VARIANCE_COMMAND, "```", "", body]
+    if plot.is_file():
+        target = docs_dir / "img" / "variance_study_cartpole.png"
+        if write:
+            target.parent.mkdir(exist_ok=True)
+            shutil.copyfile(plot, target)
+        elif not target.is_file() or target.read_bytes() != plot.read_bytes():
+            stale.append(f"img/{target.name}")
+        lines += ["", "![Gradient variance per estimator and snapshot (log scale)]"
+                  "(img/variance_study_cartpole.png)"]
+    return "\n".join(lines) + "\n", stale
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="generate.py", description="Regenerate the marked sections of docs/*.md in place.")
@@ -247,6 +278,9 @@ def main(argv=None) -> int:
                              "(default: the best-named *.png mentioning CartPole)")
     parser.add_argument("--report-command", metavar="CMD", default=None,
                         help="the command(s) that produced the report, shown in each results section")
+    parser.add_argument("--variance-dir", metavar="DIR", default=None,
+                        help="variance_study.py's output folder (holds variance.md); without it the "
+                             "variance-study section is left as it is")
     parser.add_argument("--docs-dir", metavar="DIR", default=str(DOCS),
                         help="folder of the Markdown docs to update")
     args = parser.parse_args(argv)
@@ -263,6 +297,10 @@ def main(argv=None) -> int:
         for path in sorted(docs_dir.glob("*.md")):
             old = path.read_text(encoding="utf-8")
             new, stale_images = regenerate(old, report, docs_dir, write=not args.check)
+            if args.variance_dir is not None and VARIANCE_MARKER.search(new):
+                body, more = variance_section(Path(args.variance_dir), docs_dir, not args.check)
+                new = VARIANCE_MARKER.sub(lambda m: m.group(1) + body + m.group(3), new)
+                stale_images.extend(more)
             if new != old:
                 stale.append(path.name)
                 if not args.check:
