@@ -174,7 +174,7 @@ def test_the_flag_check_catches_a_flag_the_script_does_not_have():
 
 def test_the_docs_show_commands_to_check():
     scripts = {shlex.split(c)[1] for _, c in COMMANDS}
-    assert {"policy_gradient_benchmark.py", "docs/generate.py", "docs/plot_sharpening.py"} <= scripts
+    assert {"policy_gradient_benchmark.py", "docs/generate.py", "policy_evolution.py"} <= scripts
 
 
 def test_generated_doc_sections_are_up_to_date():
