@@ -40,6 +40,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rlsuite.cli import OneLineParser, UsageError, positive_int
+
 PROG = "aggregate_results.py"
 # BENCHMARK_PROTOCOL.md, "Algorithms and names": tables and plots use this order and these colours.
 ALGORITHMS = ("policy_gradient", "a2c", "a3c", "ppo", "trpo")
@@ -57,9 +59,6 @@ SUMMARY_FIELDS = {
 EVAL_COLUMNS = ("global_step", "train_time_s", "mean_return")
 EPISODE_COLUMNS = ("global_step", "train_time_s", "return")
 
-
-class UsageError(Exception):
-    """Nothing useful can be done with these arguments: one line on stderr, exit 2."""
 
 
 class RunError(Exception):
@@ -562,19 +561,7 @@ def write_report(loaded: Loaded, table: pd.DataFrame, plots: dict, results_dir: 
 
 # -- the command line -----------------------------------------------------------------------
 
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str):  # noqa: D102 - argparse API
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def build_parser() -> OneLineParser:
@@ -585,7 +572,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--out", default="report", metavar="DIR", help="where report.md, tables and plots go")
     p.add_argument("--videos-dir", default="videos", metavar="DIR",
                    help="root of the videos tree, linked from the report when present")
-    p.add_argument("--reps", type=_positive_int, default=2000, metavar="N", help="bootstrap resamples")
+    p.add_argument("--reps", type=positive_int, default=2000, metavar="N", help="bootstrap resamples")
     return p
 
 

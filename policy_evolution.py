@@ -35,11 +35,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rlsuite.cli import OneLineParser, UsageError
+from rlsuite.cli import OneLineParser, UsageError, check_writable
 from rlsuite.envs import make_env
 from rlsuite.evaluation import config_from_dict
 from rlsuite.records import read_json
-from rlsuite.runner import SNAPSHOT_DIR, check_writable
+from rlsuite.runner import SNAPSHOT_DIR
 
 ALGORITHMS = ("policy_gradient", "a2c", "a3c", "ppo", "trpo")  # protocol names = module names
 # (x, x_dot, theta, theta_dot); theta > 0 is the pole leaning right, action 1 pushes right

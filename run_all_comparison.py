@@ -33,6 +33,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rlsuite.cli import OneLineParser, UsageError, check_writable, positive_int
+
 ROOT = Path(__file__).resolve().parent
 PROG = "run_all_comparison.py"
 
@@ -45,13 +47,7 @@ DEFAULT_GRACE_S = 10.0
 FAILURES_FILE = "failures.txt"
 
 
-class UsageError(Exception):
-    """Bad command-line input: one line on stderr, exit status 2."""
 
-
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str):  # noqa: D102 - argparse API
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 # -- parsing the matrix -------------------------------------------------------
@@ -590,14 +586,6 @@ def write_failures(path: Path, failures: list[Outcome]) -> None:
 
 # -- the command line -------------------------------------------------------------
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _positive_float(text: str) -> float:
@@ -631,7 +619,7 @@ def build_parser() -> OneLineParser:
                    help="per-algorithm hyperparameter, passed to that runner as --field VALUE "
                         "(repeatable), e.g. ppo.learning_rate=3e-4")
     x = p.add_argument_group("execution")
-    x.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+    x.add_argument("--jobs", type=positive_int, default=None, metavar="N",
                    help="runs at a time; an A3C run takes as many slots as it has workers "
                         "(default: the number of cores; with --backend ray: the cluster's CPUs)")
     x.add_argument("--timeout", type=_positive_float, default=3600.0, metavar="SECONDS",
@@ -655,16 +643,16 @@ def build_parser() -> OneLineParser:
     c = p.add_argument_group("passed to every runner (BENCHMARK_PROTOCOL.md)")
     c.add_argument("--results-dir", default="results", metavar="DIR", help="root of the results tree")
     c.add_argument("--video-dir", default="videos", metavar="DIR", help="root of the videos tree")
-    c.add_argument("--total-steps", type=_positive_int, default=None, metavar="N",
+    c.add_argument("--total-steps", type=positive_int, default=None, metavar="N",
                    help="training budget (default: each algorithm's tuned default)")
-    c.add_argument("--eval-every", type=_positive_int, default=None, metavar="N",
+    c.add_argument("--eval-every", type=positive_int, default=None, metavar="N",
                    help="steps between periodic evaluations (runner default 5000)")
-    c.add_argument("--eval-episodes", type=_positive_int, default=None, metavar="N",
+    c.add_argument("--eval-episodes", type=positive_int, default=None, metavar="N",
                    help="episodes per periodic evaluation (runner default 20)")
     c.add_argument("--record-video", action="store_true", help="record greedy episodes after training")
-    c.add_argument("--video-episodes", type=_positive_int, default=None, metavar="N",
+    c.add_argument("--video-episodes", type=positive_int, default=None, metavar="N",
                    help="episodes to record (runner default 3)")
-    c.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+    c.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="torch threads per run (runner default 1)")
     c.add_argument("--stop-when-solved", action="store_true", help="end each run at its first solving evaluation")
     c.add_argument("--solve-threshold", type=_float, default=None, metavar="X",
@@ -673,13 +661,6 @@ def build_parser() -> OneLineParser:
                    help="redo runs that already completed (default: skip them)")
     return p
 
-
-def check_writable(path: Path, argument: str) -> None:
-    probe = Path(path).absolute()
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"argument {argument}: {probe} is not a writable folder")
 
 
 def plan(args):

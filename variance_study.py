@@ -45,10 +45,10 @@ import torch
 from torch.distributions import Categorical
 
 import policy_gradient
-from rlsuite.cli import OneLineParser, UsageError
-from rlsuite.envs import EnvError, describe_env, make_env, run_episodes
+from rlsuite.cli import OneLineParser, UsageError, check_writable
+from rlsuite.envs import EnvError, describe_env, make_env, make_seeded_envs, run_episodes
 from rlsuite.returns import gae
-from rlsuite.runner import check_writable, seed_everything
+from rlsuite.runner import seed_everything
 
 ESTIMATORS = (*policy_gradient.ESTIMATORS, "gae")
 UNBIASED = ("total_return", "reward_to_go", "baseline")  # with gamma = 1; see tests/test_variance_study.py
@@ -174,13 +174,7 @@ class SnapshotRecorder:
         self.actor = self.critic = None
 
     def make_envs(self, n: int) -> list:
-        envs = []
-        for i in range(n):
-            env = make_env(self.env_id)
-            env.reset(seed=self.seed + i)
-            env.action_space.seed(self.seed + i)
-            envs.append(env)
-        return envs
+        return make_seeded_envs(self.env_id, n, self.seed)
 
     def log_episode(self, global_step, ret, length, **extra) -> None:
         pass

@@ -11,10 +11,12 @@ import ast
 import dataclasses
 import inspect
 import math
+import os
 import re
 import sys
 import textwrap
 import typing
+from pathlib import Path
 
 
 class UsageError(Exception):
@@ -82,6 +84,17 @@ def _int(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def _float(text: str) -> float:
@@ -253,3 +266,16 @@ def parse_args(argv, prog: str, algo: str, config_cls, description: str = ""):
     if args.progress is None:
         args.progress = sys.stderr.isatty()
     return args, cfg
+
+
+def check_writable(path: Path, argument: str) -> None:
+    """The folder can be created and written to; nothing is created here."""
+    probe = Path(path).absolute()
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"argument {argument}: {probe} exists and is not a folder; give a writable folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"argument {argument}: {probe} is not writable; give a writable folder")

@@ -77,6 +77,18 @@ def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
         return gym.make(env_id, render_mode=render_mode)
 
 
+def make_seeded_envs(env_id: str, n: int, seed: int) -> list[gym.Env]:
+    """``n`` single envs, env i reset and its action space seeded with seed + i
+    (the convention of Gymnasium's SyncVectorEnv), ready for ``run_episodes``."""
+    envs = []
+    for i in range(n):
+        env = make_env(env_id)
+        env.reset(seed=seed + i)
+        env.action_space.seed(seed + i)
+        envs.append(env)
+    return envs
+
+
 def make_vec_env(env_id: str, num_envs: int, seed: int) -> gym.vector.VectorEnv:
     """A seeded vector env in next-step autoreset mode.
 

@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlsuite.cli import UsageError, parse_args
-from rlsuite.envs import EnvError, EnvInfo, describe_env, make_env, make_vec_env
+from rlsuite.cli import UsageError, check_writable, parse_args
+from rlsuite.envs import EnvError, EnvInfo, describe_env, make_seeded_envs, make_vec_env
 from rlsuite.evaluation import (
     Evaluator,
     final_eval_seeds,
@@ -65,19 +65,6 @@ def seed_everything(seed: int) -> None:
 
 def run_dir_for(results_dir, env_id: str, algo: str, seed: int) -> Path:
     return Path(results_dir) / env_id / algo / f"seed_{seed}"
-
-
-def check_writable(path: Path, argument: str) -> None:
-    """The folder can be created and written to; nothing is created here."""
-    probe = Path(path).absolute()
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if not probe.is_dir():
-        raise UsageError(f"argument {argument}: {probe} exists and is not a folder; give a writable folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"argument {argument}: {probe} is not writable; give a writable folder")
 
 
 def _completed(run_dir: Path) -> bool:
@@ -150,13 +137,7 @@ class Run:
 
     def make_envs(self, n: int) -> list:
         """``n`` single envs, env i seeded with seed + i (SyncVectorEnv's convention)."""
-        envs = []
-        for i in range(n):
-            env = make_env(self.env_id)
-            env.reset(seed=self.seed + i)
-            env.action_space.seed(self.seed + i)
-            envs.append(env)
-        return envs
+        return make_seeded_envs(self.env_id, n, self.seed)
 
     # -- logging ----------------------------------------------------------
     def log_episode(self, global_step: int, ret: float, length: int, **extra) -> None:
