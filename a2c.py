@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch._dynamo  # noqa: F401  (see the note above train)
 
 from rlsuite.evaluation import greedy_policy, load_actor
 from rlsuite.nets import mlp
@@ -100,10 +99,6 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float | N
     """1 - Var[R - V] / Var[R]: 1 is a perfect critic, 0 no better than a constant."""
     var = float(returns.var())
     return None if var == 0 or len(returns) < 2 else 1.0 - float((returns - values).var()) / var
-
-
-# torch.optim.Optimizer imports torch._dynamo on first use: ~3 s of CPU here, once per
-# process. Importing it with this module keeps that library load out of train_time_s.
 
 
 def train(cfg: A2CConfig, run) -> torch.nn.Module:

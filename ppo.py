@@ -35,7 +35,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch._dynamo  # noqa: F401  (see the note above train)
 
 from rlsuite.evaluation import greedy_policy, load_actor
 from rlsuite.nets import mlp
@@ -157,10 +156,6 @@ def log_prob(logits: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor,
 def entropy(logp_all: torch.Tensor) -> torch.Tensor:
     """Mean entropy H(pi(.|s)) = -sum_a pi(a|s) log pi(a|s) over the rows."""
     return -(logp_all.exp() * logp_all).sum(dim=-1).mean()
-
-
-# torch.optim.Optimizer imports torch._dynamo on first use: ~3 s of CPU here, once per
-# process. Importing it with this module keeps that library load out of train_time_s.
 
 
 def train(cfg: PPOConfig, run) -> torch.nn.Module:
