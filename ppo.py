@@ -46,8 +46,8 @@ UPDATE_COLUMNS = ["clip_fraction", "explained_variance", "epochs_done"]
 
 @dataclass
 class PPOConfig:
-    total_steps: int = 100_000
-    """training budget in environment steps, all envs together"""
+    total_steps: int = 50_000
+    """training budget in environment steps, all envs together (CartPole-v1 is solved at 5k-15k)"""
     num_envs: int = 4
     """N, parallel environments in the rollout"""
     num_steps: int = 64
