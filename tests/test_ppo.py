@@ -45,6 +45,15 @@ def test_minibatch_diagnostics_average_per_minibatch_values():
     assert ev.item() == pytest.approx(0.5)
 
 
+def test_explained_variance_skips_minibatches_with_constant_returns():
+    returns = torch.tensor([100.0, 100.0, 1.0, 3.0])
+    values = torch.tensor([99.0, 101.0, 1.0, 3.0])
+    _, _, ev = ppo.minibatch_diagnostics(torch.zeros(4), values, returns, torch.tensor([0, 0, 1, 1]), 2, 0.2)
+    assert ev.item() == pytest.approx(1.0)  # minibatch 0 (Var[R] = 0) left out, not -inf
+    _, _, ev = ppo.minibatch_diagnostics(torch.zeros(2), values[:2], returns[:2], torch.tensor([0, 0]), 1, 0.2)
+    assert math.isnan(ev.item())
+
+
 def test_updates_csv_has_protocol_and_ppo_columns(results):
     proc = run_script("ppo_benchmark.py", "--total-steps", 600, "--eval-every", 300,
                       "--eval-episodes", 2, "--results-dir", results)
