@@ -56,8 +56,10 @@ class A2CConfig:
     """c2, weight of the entropy bonus"""
     vf_coef: float = 0.5
     """c1, weight of the value loss"""
-    max_grad_norm: float = 0.5
-    """global gradient-norm clip over actor and critic parameters together"""
+    max_grad_norm: float = 5.0
+    """global gradient-norm clip over actor and critic parameters together (5, not PPO's 0.5: with one step per
+    40 transitions the critic's gradient norm (5-170 here) set the clip factor, so its errors throttled the
+    actor's step; at 0.5, 4 of 10 CartPole-v1 seeds collapsed after solving, at 5 none did)"""
     norm_adv: bool = False
     """standardize advantages over the rollout's valid steps (off: with N*T = 40 the statistics are noisy;
     also Stable-Baselines3's A2C default)"""
