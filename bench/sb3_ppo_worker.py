@@ -18,6 +18,7 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch
+import torch._dynamo  # noqa: F401  torch.optim's lazy import, outside the clock as in the suite's runner
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
@@ -88,7 +89,6 @@ def main():
     s = json.loads(args.settings)
     torch.set_num_threads(1)
     threshold = gym.spec(args.env).reward_threshold
-    import torch._dynamo  # noqa: F401  lazy torch import, kept outside the clock as the suite's runner does
 
     callback = ProtocolEval(args.env, args.seed, args.eval_every, args.eval_episodes, threshold)
     cpu0 = time.process_time()
