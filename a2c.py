@@ -1,0 +1,167 @@
+"""A2C: synchronous advantage actor-critic (Mnih et al. 2016, the synchronous variant of A3C).
+
+Each update collects a fixed-length rollout of T = num_steps steps in each of
+N = num_envs vector envs, computes GAE(gamma, lambda) advantages A_t
+(Schulman et al. 2016; lambda = 1 gives the n-step advantages of Mnih et
+al. 2016) and critic targets R_t = A_t + V(s_t), and takes ONE gradient step on
+
+    L = -E_t[ log pi_theta(a_t|s_t) A_t ] + c1 * E_t[ (V(s_t) - R_t)^2 ] / 2 - c2 * E_t[ H(pi(.|s_t)) ]
+
+with c1 = vf_coef, c2 = ent_coef. That single on-policy step per rollout is
+the difference from PPO (ppo.py), which reuses a rollout for K epochs of
+minibatch steps behind a clipped ratio; ``diff a2c.py ppo.py`` shows the rest
+is the same.
+
+Optimizer: Adam (eps 1e-5), like ppo.py, not the RMSprop of the A3C paper
+and of Stable-Baselines3's A2C. Andrychowicz et al. 2021 ("What matters in
+on-policy RL", sec. 3.5) found Adam the better default for on-policy actor-
+critics, and one optimizer for both files keeps the comparison about the loss.
+
+Autoreset steps of the vector env (``valid`` False) are not transitions: they
+enter no loss, no advantage statistics and no step count.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rlsuite.evaluation import greedy_policy, load_actor
+from rlsuite.nets import mlp
+from rlsuite.returns import gae
+from rlsuite.rollout import Rollout
+
+UPDATE_COLUMNS = ["explained_variance"]
+
+
+@dataclass
+class A2CConfig:
+    total_steps: int = 200_000
+    """training budget in environment steps, all envs together"""
+    num_envs: int = 8
+    """N, parallel environments in the rollout"""
+    num_steps: int = 5
+    """T, steps per env per rollout: the n of the n-step return (5 as in Mnih et al. 2016; with 16 the critic
+    got 3x fewer updates and lagged, and 2 of 10 seeds collapsed after solving)"""
+    gamma: float = 0.99
+    """discount factor gamma"""
+    gae_lambda: float = 0.95
+    """lambda of GAE(gamma, lambda); 1.0 gives the plain n-step advantage"""
+    learning_rate: float = 1e-3
+    """Adam step size alpha (eps 1e-5)"""
+    anneal_lr: bool = True
+    """decay the learning rate linearly to 0 over the budget, so the final policy settles"""
+    ent_coef: float = 0.0
+    """c2, weight of the entropy bonus"""
+    vf_coef: float = 0.5
+    """c1, weight of the value loss"""
+    max_grad_norm: float = 5.0
+    """global gradient-norm clip over actor and critic parameters together (5, not PPO's 0.5: with one step per
+    40 transitions the critic's gradient norm (5-170 here) set the clip factor, so its errors throttled the
+    actor's step; at 0.5, 4 of 10 CartPole-v1 seeds collapsed after solving, at 5 none did)"""
+    norm_adv: bool = False
+    """standardize advantages over the rollout's valid steps (off: with N*T = 40 the statistics are noisy;
+    also Stable-Baselines3's A2C default)"""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """hidden layer widths of the actor and of the critic MLP (tanh)"""
+
+
+def build_actor(obs_dim: int, n_actions: int, cfg) -> torch.nn.Module:
+    """pi_theta(a|s): observations -> action logits (head gain 0.01: near-uniform start)."""
+    return mlp([obs_dim, *cfg.hidden_sizes, n_actions], output_gain=0.01)
+
+
+def build_critic(obs_dim: int, cfg) -> torch.nn.Module:
+    """V_phi(s): a separate MLP with its own parameters (head gain 1)."""
+    return mlp([obs_dim, *cfg.hidden_sizes, 1], output_gain=1.0)
+
+
+def load_policy(run_dir):
+    """Greedy policy of a finished run: numpy obs (n, obs_dim) -> actions (n,)."""
+    actor, _ = load_actor(run_dir, A2CConfig, build_actor)
+    return greedy_policy(actor)
+
+
+def log_prob(logits: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """log pi(a|s) of the taken actions, and log pi(.|s) of every action (rows of logits)."""
+    logp_all = logits.log_softmax(dim=-1)
+    return logp_all.gather(1, actions.unsqueeze(1)).squeeze(1), logp_all
+
+
+def entropy(logp_all: torch.Tensor) -> torch.Tensor:
+    """Mean entropy H(pi(.|s)) = -sum_a pi(a|s) log pi(a|s) over the rows."""
+    return -(logp_all.exp() * logp_all).sum(dim=-1).mean()
+
+
+def policy_loss_fn(logp: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
+    """-E[log pi(a|s) A]: the policy-gradient loss; ``advantages`` carry no gradient."""
+    return -(logp * advantages).mean()
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float | None:
+    """1 - Var[R - V] / Var[R]: 1 is a perfect critic, 0 no better than a constant."""
+    var = float(returns.var())
+    return None if var == 0 or len(returns) < 2 else 1.0 - float((returns - values).var()) / var
+
+
+def train(cfg: A2CConfig, run) -> torch.nn.Module:
+    actor = build_actor(run.obs_dim, run.n_actions, cfg)
+    critic = build_critic(run.obs_dim, cfg)
+    params = [*actor.parameters(), *critic.parameters()]
+    optimizer = torch.optim.Adam(params, lr=cfg.learning_rate, eps=1e-5, fused=True)
+    envs = run.make_vec_env(cfg.num_envs)
+    rollout = Rollout(envs, cfg.num_steps, cfg.num_envs, run.obs_dim, run.seed)
+
+    global_step = 0
+    while global_step < cfg.total_steps:
+        lr = cfg.learning_rate * (1.0 - global_step / cfg.total_steps if cfg.anneal_lr else 1.0)
+        optimizer.param_groups[0]["lr"] = lr
+
+        # 1. Roll out T steps in each of the N envs with the current policy.
+        global_step = rollout.collect(actor, run, global_step)
+
+        # 2. V on all T + 1 rows in one call (row t + 1 after a truncated step is
+        #    V(final obs), the bootstrap); GAE advantages and targets R_t = A_t + V(s_t).
+        all_values = critic(rollout.obs).squeeze(-1)
+        values = all_values.detach().numpy().astype(np.float64)
+        advantages = gae(rollout.rewards, values, rollout.terminated, rollout.truncated,
+                         rollout.valid, cfg.gamma, cfg.gae_lambda)
+        returns = advantages + values[:-1]
+
+        # 3. Keep the valid steps only: reset steps are not transitions.
+        keep = rollout.valid_indices()
+        if len(keep) == 0:  # possible only with tiny rollouts (N * T == 1)
+            continue
+        b_obs = rollout.obs[:-1].reshape(-1, run.obs_dim)[keep]
+        b_actions = rollout.actions.reshape(-1)[keep]
+        b_advantages, b_returns = (torch.as_tensor(x.reshape(-1)[keep.numpy()], dtype=torch.float32)
+                                   for x in (advantages, returns))
+        if cfg.norm_adv and len(keep) > 1:
+            b_advantages = (b_advantages - b_advantages.mean()) / (b_advantages.std() + 1e-8)
+
+        # 4. One gradient step on the whole rollout.
+        logp, logp_all = log_prob(actor(b_obs), b_actions)
+        pg_loss = policy_loss_fn(logp, b_advantages)
+        v = all_values[:-1].reshape(-1)[keep]
+        v_loss = 0.5 * (v - b_returns).square().mean()
+        ent = entropy(logp_all)
+        loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
+        optimizer.zero_grad()
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
+        optimizer.step()
+
+        with torch.no_grad():
+            # k3 estimator of KL(pi_old || pi_new) on the rollout (Schulman 2020, "Approximating KL")
+            log_ratio = log_prob(actor(b_obs), b_actions)[0] - logp.detach()
+            approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean()
+        run.log_update(
+            global_step, policy_loss=pg_loss.detach(), value_loss=v_loss.detach(),
+            entropy=ent.detach(), approx_kl=approx_kl,
+            grad_norm=norm, learning_rate=lr,
+            explained_variance=explained_variance(v.detach(), b_returns))
+        if run.update_boundary(global_step, actor):
+            break
+    envs.close()
+    return actor

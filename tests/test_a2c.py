@@ -1,0 +1,58 @@
+"""A2C: the runner's files, determinism, bad input, learning."""
+import numpy as np
+import pytest
+import torch
+
+import a2c
+from conftest import assert_usage_error, read_run, run_dir, run_script
+from rlsuite.records import UPDATE_COLUMNS
+
+
+def test_policy_loss_weights_log_prob_by_advantage():
+    logp = torch.tensor([-0.5, -2.0], requires_grad=True)
+    loss = a2c.policy_loss_fn(logp, torch.tensor([2.0, -1.0]))
+    assert loss.item() == pytest.approx(-(-0.5 * 2.0 + -2.0 * -1.0) / 2)
+    loss.backward()
+    np.testing.assert_allclose(logp.grad.numpy(), [-1.0, 0.5])
+
+
+def test_explained_variance_of_perfect_and_constant_critic():
+    returns = torch.tensor([1.0, 2.0, 3.0])
+    assert a2c.explained_variance(returns, returns) == pytest.approx(1.0)
+    assert a2c.explained_variance(torch.full((3,), 2.0), returns) == pytest.approx(0.0)
+    assert a2c.explained_variance(returns, torch.ones(3)) is None
+
+
+def test_updates_csv_has_protocol_and_a2c_columns(results):
+    proc = run_script("a2c_benchmark.py", "--total-steps", 600, "--eval-every", 300,
+                      "--eval-episodes", 2, "--results-dir", results)
+    assert proc.returncode == 0, proc.stderr
+    updates = read_run(run_dir(results, "a2c"))["updates"]
+    assert list(updates.columns) == UPDATE_COLUMNS + a2c.UPDATE_COLUMNS
+    for column in ("policy_loss", "value_loss", "entropy", "approx_kl", "grad_norm", "explained_variance"):
+        assert updates[column].notna().all(), column
+
+
+def test_same_seed_gives_identical_episodes(results):
+    frames = []
+    for name in ("a", "b"):
+        proc = run_script("a2c_benchmark.py", "--total-steps", 1500, "--eval-every", 750,
+                          "--eval-episodes", 2, "--results-dir", results / name)
+        assert proc.returncode == 0, proc.stderr
+        frames.append(read_run(run_dir(results / name, "a2c"))["episodes"].drop(columns="train_time_s"))
+    assert len(frames[0]) > 10
+    assert frames[0].equals(frames[1])
+
+
+def test_discount_outside_unit_interval_is_a_usage_error(results):
+    assert_usage_error(run_script("a2c_benchmark.py", "--gamma", 1.5, "--results-dir", results), "--gamma")
+    assert not results.exists()
+
+
+@pytest.mark.slow
+def test_a2c_learns_cartpole_with_defaults_in_50k_steps(results):
+    proc = run_script("a2c_benchmark.py", "--seed", 1, "--total-steps", 50000, "--results-dir", results)
+    assert proc.returncode == 0, proc.stderr
+    run = read_run(run_dir(results, "a2c"))
+    assert run["evals"]["mean_return"].max() >= 400
+    assert a2c.load_policy(run_dir(results, "a2c"))(np.zeros((2, 4), dtype=np.float32)).shape == (2,)

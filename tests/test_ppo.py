@@ -1,0 +1,110 @@
+"""PPO: loss pieces against hand values, the runner's files, determinism, learning."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import ppo
+from conftest import assert_usage_error, read_run, run_dir, run_script
+from rlsuite.records import UPDATE_COLUMNS
+
+
+def test_surrogate_is_clipped_only_where_it_would_profit():
+    old = torch.zeros(2)
+    logp = torch.tensor([math.log(1.5), math.log(1.5)], requires_grad=True)
+    adv = torch.tensor([1.0, -1.0])
+    loss, log_ratio = ppo.clipped_surrogate_loss(logp, old, adv, clip_coef=0.2)
+    # A > 0, ratio 1.5: min(1.5, 1.2) = 1.2 (clipped, no gradient);
+    # A < 0, ratio 1.5: min(-1.5, -1.2) = -1.5 (unclipped, gradient -A * ratio / 2).
+    assert loss.item() == pytest.approx(-(1.2 - 1.5) / 2)
+    loss.backward()
+    np.testing.assert_allclose(logp.grad.numpy(), [0.0, 1.5 / 2], rtol=1e-6)
+    np.testing.assert_allclose(log_ratio.detach().numpy(), [math.log(1.5)] * 2, rtol=1e-6)
+
+
+def test_value_clipping_keeps_the_larger_error():
+    v, ret, old = torch.tensor([2.0]), torch.tensor([0.0]), torch.tensor([1.0])
+    assert ppo.value_loss_fn(v, ret, old, None).item() == pytest.approx(0.5 * 4.0)
+    # clipped prediction 1 + clamp(1, -0.2, 0.2) = 1.2: max(4, 1.44) = 4
+    assert ppo.value_loss_fn(v, ret, old, 0.2).item() == pytest.approx(0.5 * 4.0)
+    v = torch.tensor([-0.5])  # clipped to 0.8: max(0.25, 0.64)
+    assert ppo.value_loss_fn(v, ret, old, 0.2).item() == pytest.approx(0.5 * 0.64)
+
+
+def test_minibatch_diagnostics_average_per_minibatch_values():
+    log_ratio = torch.tensor([0.0, 0.0, math.log(2.0), 0.0])
+    values = torch.tensor([1.0, 3.0, 0.0, 0.0])
+    returns = torch.tensor([1.0, 3.0, 1.0, 3.0])
+    segment = torch.tensor([0, 0, 1, 1])
+    kl, clip, ev = ppo.minibatch_diagnostics(log_ratio, values, returns, segment, 2, clip_coef=0.2)
+    # k3 per sample: (r - 1) - log r; minibatch 1: [(1 - log 2), 0] / 2; minibatch 0: 0
+    assert kl.item() == pytest.approx((1 - math.log(2)) / 4)
+    assert clip.item() == pytest.approx((0 + 0.5) / 2)
+    # minibatch 0: perfect critic (EV 1); minibatch 1: V = 0, residual = returns (EV 0)
+    assert ev.item() == pytest.approx(0.5)
+
+
+def test_explained_variance_skips_minibatches_with_constant_returns():
+    returns = torch.tensor([100.0, 100.0, 1.0, 3.0])
+    values = torch.tensor([99.0, 101.0, 1.0, 3.0])
+    _, _, ev = ppo.minibatch_diagnostics(torch.zeros(4), values, returns, torch.tensor([0, 0, 1, 1]), 2, 0.2)
+    assert ev.item() == pytest.approx(1.0)  # minibatch 0 (Var[R] = 0) left out, not -inf
+    _, _, ev = ppo.minibatch_diagnostics(torch.zeros(2), values[:2], returns[:2], torch.tensor([0, 0]), 1, 0.2)
+    assert math.isnan(ev.item())
+
+
+def test_updates_csv_has_protocol_and_ppo_columns(results):
+    proc = run_script("ppo_benchmark.py", "--total-steps", 600, "--eval-every", 300,
+                      "--eval-episodes", 2, "--results-dir", results)
+    assert proc.returncode == 0, proc.stderr
+    run = read_run(run_dir(results, "ppo"))
+    updates = run["updates"]
+    assert list(updates.columns) == UPDATE_COLUMNS + ppo.UPDATE_COLUMNS
+    for column in ("approx_kl", "clip_fraction", "explained_variance", "entropy", "grad_norm"):
+        assert updates[column].notna().all(), column
+    assert (updates["approx_kl"] >= 0).all()
+    assert run["summary"]["status"] == "completed"
+    assert run["summary"]["total_steps"] == updates["global_step"].iloc[-1]
+
+
+def test_same_seed_gives_identical_episodes(results):
+    frames = []
+    for name in ("a", "b"):
+        proc = run_script("ppo_benchmark.py", "--total-steps", 1200, "--eval-every", 600,
+                          "--eval-episodes", 2, "--results-dir", results / name)
+        assert proc.returncode == 0, proc.stderr
+        frames.append(read_run(run_dir(results / name, "ppo"))["episodes"].drop(columns="train_time_s"))
+    assert len(frames[0]) > 10
+    assert frames[0].equals(frames[1])
+
+
+def test_minibatch_larger_than_rollout_is_a_usage_error(results):
+    proc = run_script("ppo_benchmark.py", "--num-envs", 2, "--num-steps", 8, "--minibatch-size", 32,
+                      "--results-dir", results)
+    assert_usage_error(proc, "--minibatch-size")
+    assert not results.exists()
+
+
+def test_nonpositive_target_kl_is_a_usage_error(results):
+    assert_usage_error(run_script("ppo_benchmark.py", "--target-kl", 0, "--results-dir", results),
+                       "--target-kl")
+
+
+def test_target_kl_stops_epochs_early(results):
+    proc = run_script("ppo_benchmark.py", "--total-steps", 1000, "--target-kl", 1e-6,
+                      "--eval-every", 1000, "--eval-episodes", 2, "--results-dir", results)
+    assert proc.returncode == 0, proc.stderr
+    updates = read_run(run_dir(results, "ppo"))["updates"]
+    assert (updates["epochs_done"] < ppo.PPOConfig.update_epochs).all()
+
+
+@pytest.mark.slow
+def test_ppo_learns_cartpole_with_defaults_in_15k_steps(results):
+    proc = run_script("ppo_benchmark.py", "--seed", 1, "--total-steps", 15000, "--results-dir", results)
+    assert proc.returncode == 0, proc.stderr
+    run = read_run(run_dir(results, "ppo"))
+    assert run["evals"]["mean_return"].max() >= 400
+    policy = ppo.load_policy(run_dir(results, "ppo"))
+    actions = policy(np.zeros((3, 4), dtype=np.float32))
+    assert actions.shape == (3,)
