@@ -1,0 +1,153 @@
+"""A3C: learning, the shared step budget, and shutdown that leaves no process behind."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from a3c import DEBUG_PIDS_ENV, DEBUG_RAISE_ENV, SharedAdam
+from conftest import ROOT, read_run, run_dir, run_script
+
+ALGO = "a3c"
+
+
+def test_shared_adam_matches_torch_adam():
+    """The hand-written update is Adam: same trajectory as torch.optim.Adam on one process."""
+    torch.manual_seed(0)
+    ours = torch.nn.Linear(3, 2)
+    ref = torch.nn.Linear(3, 2)
+    ref.load_state_dict(ours.state_dict())
+    shared = SharedAdam(ours.parameters(), eps=1e-5)
+    torch_adam = torch.optim.Adam(ref.parameters(), lr=1e-2, eps=1e-5)
+    for _ in range(5):
+        x = torch.randn(8, 3)
+        for net in (ours, ref):
+            net.zero_grad()
+            (net(x) ** 2).mean().backward()
+        shared.step([p.grad for p in ours.parameters()], lr=1e-2)
+        torch_adam.step()
+    for a, b in zip(ours.parameters(), ref.parameters()):
+        torch.testing.assert_close(a, b)
+    assert float(shared.step_count) == 5
+    assert shared.step_count.is_shared() and all(m.is_shared() for m in shared.exp_avg + shared.exp_avg_sq)
+
+
+@pytest.mark.slow
+def test_a3c_learns_cartpole_with_two_workers_within_budget(results):
+    proc = run_script("a3c_benchmark.py", "--seed", "1", "--total-steps", "40000",
+                      "--num-workers", "2", "--results-dir", results)
+    assert proc.returncode == 0, proc.stderr
+    r = read_run(run_dir(results, ALGO, 1))
+    assert r["summary"]["status"] == "completed"
+    assert r["summary"]["total_steps"] == 40000  # the shared counter stops the workers exactly
+    assert r["evals"]["mean_return"].max() >= 300, r["evals"]
+    episodes = r["episodes"]
+    assert set(episodes["worker"]) == {0, 1}
+    assert episodes["global_step"].max() <= 40000
+    assert set(r["updates"]["worker"]) == {0, 1}
+
+
+# -- shutdown ------------------------------------------------------------------
+
+def processes_with_marker(marker: str) -> list[int]:
+    """Pids whose environment carries ``marker``: the runner and everything it started."""
+    needle = marker.encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes():
+                pids.append(int(entry.name))
+        except OSError:  # gone, or not ours
+            continue
+    return pids
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def start_runner(results: Path, tmp_path: Path, **extra_env) -> tuple[subprocess.Popen, str, Path]:
+    marker = f"a3c-test-{uuid.uuid4().hex}"
+    pids_file = tmp_path / "worker_pids.txt"
+    env = dict(os.environ, PYTHONUNBUFFERED="1", A3C_TEST_MARKER=marker, **{DEBUG_PIDS_ENV: str(pids_file)},
+               **extra_env)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "a3c_benchmark.py"), "--total-steps", "100000000", "--num-workers", "2",
+         "--results-dir", str(results)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own process group, as a shell job in a terminal would be
+    )
+    return proc, marker, pids_file
+
+
+def assert_everything_ended(proc, marker, pids_file):
+    worker_pids = [int(x) for x in pids_file.read_text().split()]
+    assert len(worker_pids) == 2
+    assert wait_until(lambda: not processes_with_marker(marker), timeout=2.0), processes_with_marker(marker)
+    for pid in worker_pids:
+        assert not Path(f"/proc/{pid}").exists() or b"Z" in Path(f"/proc/{pid}/stat").read_bytes().split()[2]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["sigterm_to_runner", "sigint_to_process_group"])
+def test_signal_stops_every_process_within_seconds(results, tmp_path, how):
+    proc, marker, pids_file = start_runner(results, tmp_path)
+    try:
+        episodes_csv = run_dir(results, ALGO) / "episodes.csv"
+        started = wait_until(lambda: pids_file.exists() and episodes_csv.exists()
+                             and len(episodes_csv.read_text().splitlines()) > 20, timeout=60)
+        assert started, proc.stderr.read() if proc.poll() is not None else "no episodes after 60 s"
+        # main + 2 workers at least (the scan can see them, so its emptiness below means something)
+        assert len(processes_with_marker(marker)) >= 3
+        t0 = time.monotonic()
+        if how == "sigterm_to_runner":
+            proc.send_signal(signal.SIGTERM)
+        else:  # what Ctrl-C in a terminal does: SIGINT to every process of the foreground group
+            os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=15)
+        elapsed = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert elapsed < 6.0, elapsed
+    assert "Traceback" not in stderr, stderr
+    assert_everything_ended(proc, marker, pids_file)
+    r = read_run(run_dir(results, ALGO))
+    assert r["summary"]["status"] == "interrupted"
+    assert len(r["episodes"]) > 20 and not r["episodes"].isna().any().any()
+    assert len(r["updates"]) > 0
+
+
+@pytest.mark.slow
+def test_worker_exception_fails_the_run_and_stops_every_process(results, tmp_path):
+    proc, marker, pids_file = start_runner(results, tmp_path, **{DEBUG_RAISE_ENV: "3000"})
+    try:
+        _, stderr = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 1, stderr
+    assert "debug: worker 0 raised" in stderr  # the worker's traceback reaches the user
+    assert_everything_ended(proc, marker, pids_file)
+    summary = read_run(run_dir(results, ALGO))["summary"]
+    assert summary["status"] == "failed"
+    assert "WorkerError" in summary["error"] and "debug: worker 0 raised after 3000 steps" in summary["error"]
+    assert np.isfinite(summary["total_steps"]) and summary["total_steps"] < 100000000
