@@ -65,7 +65,7 @@ class PPOConfig:
     num_steps: int = 64
     """T, steps per env per rollout (rollout size N*T; CleanRL: 128)"""
     minibatch_size: int = 64
-    """transitions per minibatch; each epoch splits the shuffled rollout into ceil(N*T/size) near-equal parts"""
+    """transitions per minibatch; each epoch splits the shuffled valid steps into ceil(count/size) near-equal parts"""
     update_epochs: int = 10
     """K, passes over the rollout per update (10 as in the paper's MuJoCo runs; CleanRL: 4)"""
     gamma: float = 0.99
