@@ -281,7 +281,7 @@ def train(cfg: TRPOConfig, run) -> torch.nn.Module:
 
         run.log_update(
             global_step, policy_loss=float(policy_loss.detach()), value_loss=final_value_loss,
-            entropy=float(dist.entropy().mean()), approx_kl=approx_kl, grad_norm=g_norm,
+            entropy=float(dist.entropy().mean().detach()), approx_kl=approx_kl, grad_norm=g_norm,
             learning_rate=cfg.value_learning_rate,
             line_search_steps=ls_steps, step_accepted=accepted,
             kl_after=kl_after if accepted else None,
