@@ -313,8 +313,15 @@ def train(cfg: A3CConfig, run) -> torch.nn.Module:
             drain(0.001)
 
     try:
-        for w in workers:
-            w.start()
+        # Children inherit an ignored SIGINT through spawn's exec, and Python then installs no
+        # KeyboardInterrupt handler in them: a Ctrl-C while they are still importing torch
+        # cannot print their tracebacks. The main process keeps its own handler.
+        main_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            for w in workers:
+                w.start()
+        finally:
+            signal.signal(signal.SIGINT, main_sigint)
         if os.environ.get(DEBUG_PIDS_ENV):
             with open(os.environ[DEBUG_PIDS_ENV], "w") as f:
                 f.write("".join(f"{w.pid}\n" for w in workers))

@@ -87,12 +87,13 @@ def test_line_search_shrinks_until_kl_is_within_bound():
 
 @pytest.mark.slow
 def test_trpo_learns_cartpole_and_logs_its_trust_region(results):
-    proc = run_script("trpo_benchmark.py", "--seed", "3", "--total-steps", "20000",
+    proc = run_script("trpo_benchmark.py", "--seed", "3", "--total-steps", "30000",
                       "--results-dir", results)
     assert proc.returncode == 0, proc.stderr
     r = read_run(run_dir(results, "trpo", 3))
     assert r["summary"]["status"] == "completed"
-    assert r["evals"]["mean_return"].max() >= 400, r["evals"]
+    assert r["summary"]["solved"], r["evals"]
+    assert r["summary"]["final_eval_mean"] >= 475
     updates = r["updates"]
     for column in ("line_search_steps", "step_accepted", "kl_after", "surrogate_improvement",
                    "explained_variance"):
