@@ -23,7 +23,7 @@ scheduler: the same seed gives a different interleaving, hence different
 parameters, episodes and global_step values, from run to run. This is A3C's
 design (asynchrony instead of a replay buffer or a synchronous batch), not a
 seeding bug; the synchronous variant, A2C, is reproducible.
-Read docs/04_a3c.md alongside.
+Read docs/05_a3c.md alongside.
 """
 from __future__ import annotations
 

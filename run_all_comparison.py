@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlsuite.cli import OneLineParser, UsageError, check_writable, positive_int
+from rlsuite.cli import OneLineParser, UsageError, check_writable, parse_seeds, positive_int
 
 ROOT = Path(__file__).resolve().parent
 PROG = "run_all_comparison.py"
@@ -63,30 +63,6 @@ def parse_algos(items: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def parse_seeds(items: list[str]) -> list[int]:
-    """``1-5``, ``1,2,3``, ``1 2 3`` or a mix; every seed a non-negative integer."""
-    seeds = []
-    for item in items:
-        for part in item.split(","):
-            part = part.strip()
-            if not part:
-                continue
-            match = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
-            if match:
-                lo, hi = int(match[1]), int(match[2])
-                if lo > hi:
-                    raise UsageError(f"argument --seeds: empty range {part!r}; write it low-high like 1-5")
-                seeds.extend(range(lo, hi + 1))
-            elif re.fullmatch(r"\d+", part):
-                seeds.append(int(part))
-            else:
-                raise UsageError(f"argument --seeds: {part!r} is not a non-negative integer; "
-                                 "give integers like 1-5 or 1,2,3")
-    if not seeds:
-        raise UsageError("argument --seeds: give at least one seed, like 1-5 or 1,2,3")
-    if max(seeds) >= 2**31:
-        raise UsageError(f"argument --seeds: seeds must be below 2**31, got {max(seeds)}")
-    return list(dict.fromkeys(seeds))
 
 
 def parse_envs(items: list[str]) -> list[str]:

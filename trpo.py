@@ -18,7 +18,7 @@ the step is shrunk by ``backtrack_coef`` until the surrogate improves and the
 exact KL is within the bound; if no fraction passes, the old parameters stay.
 The critic V_phi is a separate network regressed on the GAE targets
 (A_t + V(s_t)) with its own Adam optimizer, several epochs per batch.
-Read docs/05_trpo.md alongside.
+Read docs/07_trpo.md alongside.
 """
 from __future__ import annotations
 

@@ -33,6 +33,9 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+
+from rlsuite.cli import UsageError, parse_seeds  # noqa: E402  (needs ROOT on sys.path)
 VENV = BENCH / ".venv-sb3"
 SB3_PACKAGES = ["stable-baselines3==2.9.2", "gymnasium==1.4.0", "numpy==2.4.6"]
 
@@ -100,10 +103,10 @@ def main() -> int:
     p.add_argument("--results-dir", default=str(BENCH / "results-vs-sb3"), help="where our runs go")
     p.add_argument("--skip-sb3", action="store_true", help="only run ours")
     args = p.parse_args()
-    seeds = []
-    for part in args.seeds.split(","):
-        lo, _, hi = part.partition("-")
-        seeds += list(range(int(lo), int(hi or lo) + 1))
+    try:
+        seeds = parse_seeds(args.seeds)
+    except UsageError as exc:
+        p.error(str(exc))
 
     python = None if args.skip_sb3 else ensure_venv()
     rows = []

@@ -19,23 +19,17 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rlsuite.cli import UsageError, parse_seeds  # noqa: E402  (needs ROOT on sys.path)
 
 
-def parse_seeds(text: str) -> list[int]:
-    """'1-10' or '1,3,5' or '1-3,7' -> sorted seeds."""
-    seeds = set()
+
+def seeds_arg(text: str) -> list[int]:
     try:
-        for part in text.split(","):
-            if "-" in part:
-                lo, hi = part.split("-")
-                seeds.update(range(int(lo), int(hi) + 1))
-            elif part.strip():
-                seeds.add(int(part))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seeds like 1-10 or 1,3,5, got {text!r}") from None
-    if not seeds:
-        raise argparse.ArgumentTypeError("no seeds given")
-    return sorted(seeds)
+        return sorted(parse_seeds(text))
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("argument --seeds: ")) from None
 
 
 def median_or_none(values):
@@ -55,7 +49,7 @@ def main(argv=None) -> int:
         argv, extra = argv[:cut], argv[cut + 1:]
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("algo", help="runner name: <algo>_benchmark.py must exist")
-    p.add_argument("--seeds", type=parse_seeds, default=parse_seeds("1-10"), help="e.g. 1-10 or 1,3,5")
+    p.add_argument("--seeds", type=seeds_arg, default=seeds_arg("1-10"), help="e.g. 1-10 or 1,3,5")
     p.add_argument("--env", default="CartPole-v1")
     p.add_argument("--results-dir", default="results", help="root of the results tree for these runs")
     p.add_argument("--overwrite", action="store_true", help="re-run seeds that already completed")

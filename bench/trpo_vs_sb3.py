@@ -31,6 +31,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rlsuite.cli import parse_seeds  # noqa: E402  (stdlib only: importable in the SB3 venv too)
 VENV = ROOT / "bench" / ".venv-sb3"
 VENV_PYTHON = VENV / "bin" / "python"
 PINS = [["torch==2.13.0"], ["sb3-contrib==2.9.2", "stable-baselines3==2.9.2", "gymnasium==1.4.0"]]
@@ -72,7 +75,6 @@ def run_sb3(seed: int) -> dict:
 
 def sb3_child(seed: int) -> None:
     """Runs inside bench/.venv-sb3: sb3-contrib TRPO under the protocol; prints one JSON line."""
-    sys.path.insert(0, str(ROOT))  # rlsuite's Evaluator and eval seeds: the same evaluation as ours
     import numpy as np
     import torch
     from sb3_contrib import TRPO
@@ -116,12 +118,6 @@ def sb3_child(seed: int) -> None:
     print(json.dumps(callback.solved or {"steps_to_solve": None, "time_to_solve_s": None}))
 
 
-def parse_seeds(text: str) -> list[int]:
-    seeds = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        seeds.extend(range(int(lo), int(hi or lo) + 1))
-    return seeds
 
 
 def median_of(rows, key):

@@ -279,3 +279,32 @@ def check_writable(path: Path, argument: str) -> None:
         raise UsageError(f"argument {argument}: {probe} exists and is not a folder; give a writable folder")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise UsageError(f"argument {argument}: {probe} is not writable; give a writable folder")
+
+
+def parse_seeds(items) -> list[int]:
+    """``1-5``, ``1,2,3``, ``1 2 3`` or a mix (a string or a list of them); every seed a
+    non-negative integer below 2**31. Raises UsageError naming --seeds."""
+    if isinstance(items, str):
+        items = [items]
+    seeds = []
+    for item in items:
+        for part in item.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            match = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+            if match:
+                lo, hi = int(match[1]), int(match[2])
+                if lo > hi:
+                    raise UsageError(f"argument --seeds: empty range {part!r}; write it low-high like 1-5")
+                seeds.extend(range(lo, hi + 1))
+            elif re.fullmatch(r"\d+", part):
+                seeds.append(int(part))
+            else:
+                raise UsageError(f"argument --seeds: {part!r} is not a non-negative integer; "
+                                 "give integers like 1-5 or 1,2,3")
+    if not seeds:
+        raise UsageError("argument --seeds: give at least one seed, like 1-5 or 1,2,3")
+    if max(seeds) >= 2**31:
+        raise UsageError(f"argument --seeds: seeds must be below 2**31, got {max(seeds)}")
+    return list(dict.fromkeys(seeds))
