@@ -67,7 +67,7 @@ class TRPOConfig:
     """critic minibatch size (rl-zoo CartPole-v1 batch_size: 512)"""
     anneal_max_kl: bool = True
     """shrink delta linearly to 0 over the budget, so the final policy settles (without it the final 100-episode eval dips below 475 on some seeds)"""
-    normalize_advantages: bool = True
+    norm_adv: bool = True
     """standardize A_t over the batch before the policy step (sb3-contrib default)"""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """hidden layer widths of the policy and value MLPs (tanh; SB3's MlpPolicy default)"""
@@ -225,7 +225,7 @@ def train(cfg: TRPOConfig, run) -> torch.nn.Module:
         obs = torch.as_tensor(obs_buf.reshape(-1, run.obs_dim)[mask])
         actions = torch.as_tensor(actions_buf.reshape(-1)[mask])
         adv = advantages.reshape(-1)[mask]
-        if cfg.normalize_advantages:
+        if cfg.norm_adv:
             adv = normalize(adv)
         adv = torch.as_tensor(adv, dtype=torch.float32)
         returns_t = torch.as_tensor(returns.reshape(-1)[mask], dtype=torch.float32)
