@@ -28,7 +28,9 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import ast
 import importlib
+import inspect
 import math
 import re
 import shutil
@@ -103,15 +105,34 @@ def cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def computed_defaults(config_cls) -> dict[str, str]:
+    """Source text of the defaults that are expressions, not literals (e.g. ``os.cpu_count() or 1``).
+
+    Their value depends on the machine that imports the module, so the table shows the
+    expression: a table generated on 2 cores must still pass --check on 8.
+    """
+    tree = ast.parse(inspect.getsource(config_cls))
+    out = {}
+    for node in tree.body[0].body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            try:
+                ast.literal_eval(node.value)
+            except ValueError:
+                out[node.target.id] = ast.unparse(node.value)
+    return out
+
+
 def hyperparameter_table(config_cls) -> str:
     docs = field_docs(config_cls)
+    computed = computed_defaults(config_cls)
     rows = ["| flag | default | meaning |", "|---|---|---|"]
     for f in dataclasses.fields(config_cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         name = flag(f.name)
         if isinstance(default, bool):
             name = f"{name}` / `--no-{name[2:]}"
-        rows.append(f"| `{name}` | `{format_default(default)}` | {cell(docs.get(f.name, ''))} |")
+        shown = computed.get(f.name, format_default(default))
+        rows.append(f"| `{name}` | `{cell(shown)}` | {cell(docs.get(f.name, ''))} |")
     return "\n".join(rows) + "\n"
 
 

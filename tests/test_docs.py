@@ -264,6 +264,22 @@ def test_results_section_is_filled_from_the_aggregator_report(tmp_path):
     assert generate("--check", "--report-dir", report, "--docs-dir", docs) == 0
 
 
+def test_a_machine_dependent_default_is_shown_as_its_expression(tmp_path, monkeypatch):
+    # a table generated on a 2-core machine must still pass --check on an 8-core one
+    source = tmp_path / "fake_algo.py"
+    source.write_text(
+        "import os\nfrom dataclasses import dataclass\n\n\n@dataclass\nclass FakeConfig:\n"
+        "    total_steps: int = 100\n    \"\"\"budget\"\"\"\n"
+        "    num_workers: int = os.cpu_count() or 1\n    \"\"\"workers\"\"\"\n", encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("fake_algo", source)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "fake_algo", module)  # inspect finds the source through it
+    spec.loader.exec_module(module)
+    table = generate_module().hyperparameter_table(module.FakeConfig)
+    assert "| `--num-workers` | `os.cpu_count() or 1` | workers |" in table
+    assert "| `--total-steps` | `100` | budget |" in table
+
+
 def test_missing_report_is_a_usage_error(tmp_path, capsys):
     docs = copy_docs(tmp_path)
     before = {p.name: p.read_bytes() for p in docs.glob("*.md")}
