@@ -235,9 +235,8 @@ def train(cfg: TRPOConfig, run) -> torch.nn.Module:
         old_logits = logits.detach()
         dist = Categorical(logits=logits)
         old_log_probs = dist.log_prob(actions).detach()
-        policy_loss = -surrogate(actor, obs, actions, old_log_probs, adv)
         actor.zero_grad()
-        (-policy_loss).backward()
+        surrogate(actor, obs, actions, old_log_probs, adv).backward()
         g = torch.cat([p.grad.reshape(-1) for p in actor.parameters()])
         g_norm = grad_norm(actor.parameters())
 
@@ -260,6 +259,9 @@ def train(cfg: TRPOConfig, run) -> torch.nn.Module:
             actor, full_step, evaluate, max_kl, cfg.backtrack_iters, cfg.backtrack_coef)
 
         with torch.no_grad():
+            # logged after the step: at theta_old the surrogate is mean(A), which advantage
+            # normalization makes 0, so the pre-step value would say nothing
+            policy_loss = -surrogate(actor, obs, actions, old_log_probs, adv)
             log_ratio = Categorical(logits=actor(obs)).log_prob(actions) - old_log_probs
             # k3 estimator of KL(old || new) (Schulman 2020, "Approximating KL divergence"),
             # the same column every algorithm logs; kl_after is the exact mean KL.

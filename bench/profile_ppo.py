@@ -57,6 +57,9 @@ def timed(fn, bucket, key):
 
 def main() -> int:
     argv = sys.argv[1:]
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
     extra = argv[argv.index("--") + 1:] if "--" in argv else ZOO
     steps = 30_000
     args, cfg = parse_args(extra + ["--total-steps", str(steps)], "profile_ppo.py", "ppo", ppo.PPOConfig)
