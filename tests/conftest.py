@@ -46,6 +46,17 @@ def assert_usage_error(proc: subprocess.CompletedProcess, *fragments: str) -> No
         assert fragment in lines[0], (fragment, lines[0])
 
 
+def assert_same_seed_same_episodes(tmp_path: Path, algo: str, seed: int, *args, min_episodes: int = 10):
+    """Train twice with one seed: episodes.csv identical in every column but train_time_s."""
+    frames = []
+    for name in ("a", "b"):
+        proc = run_script(f"{algo}_benchmark.py", "--seed", seed, *args, "--results-dir", tmp_path / name)
+        assert proc.returncode == 0, proc.stderr
+        frames.append(read_run(run_dir(tmp_path / name, algo, seed))["episodes"].drop(columns="train_time_s"))
+    assert len(frames[0]) > min_episodes
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+
+
 @pytest.fixture
 def results(tmp_path) -> Path:
     return tmp_path / "results"

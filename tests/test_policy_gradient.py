@@ -1,11 +1,10 @@
 """REINFORCE: the four estimators' weights, the detached baseline, learning, determinism."""
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 import policy_gradient as pg
-from conftest import read_run, run_dir, run_script
+from conftest import assert_same_seed_same_episodes, read_run, run_dir, run_script
 
 
 def constant_critic(value: float) -> torch.nn.Module:
@@ -90,15 +89,7 @@ def test_reinforce_solves_cartpole_within_60k_steps(results):
 
 @pytest.mark.slow
 def test_same_seed_gives_identical_episodes_csv(tmp_path):
-    frames = []
-    for name in ("a", "b"):
-        proc = run_script("policy_gradient_benchmark.py", "--seed", 7, "--total-steps", 6000,
-                          "--results-dir", tmp_path / name)
-        assert proc.returncode == 0, proc.stderr
-        frames.append(pd.read_csv(run_dir(tmp_path / name, "policy_gradient", 7) / "episodes.csv"))
-    a, b = (f.drop(columns="train_time_s") for f in frames)
-    assert len(a) > 50
-    pd.testing.assert_frame_equal(a, b)
+    assert_same_seed_same_episodes(tmp_path, "policy_gradient", 7, "--total-steps", 6000, min_episodes=50)
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import ppo
-from conftest import assert_usage_error, read_run, run_dir, run_script
+from conftest import assert_same_seed_same_episodes, assert_usage_error, read_run, run_dir, run_script
 from rlsuite.records import UPDATE_COLUMNS
 
 
@@ -69,14 +69,8 @@ def test_updates_csv_has_protocol_and_ppo_columns(results):
 
 
 def test_same_seed_gives_identical_episodes(results):
-    frames = []
-    for name in ("a", "b"):
-        proc = run_script("ppo_benchmark.py", "--total-steps", 1200, "--eval-every", 600,
-                          "--eval-episodes", 2, "--results-dir", results / name)
-        assert proc.returncode == 0, proc.stderr
-        frames.append(read_run(run_dir(results / name, "ppo"))["episodes"].drop(columns="train_time_s"))
-    assert len(frames[0]) > 10
-    assert frames[0].equals(frames[1])
+    assert_same_seed_same_episodes(results, "ppo", 1, "--total-steps", 1200, "--eval-every", 600,
+                                   "--eval-episodes", 2)
 
 
 def test_minibatch_larger_than_rollout_is_a_usage_error(results):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import read_run, run_dir, run_script
+from conftest import assert_same_seed_same_episodes, read_run, run_dir, run_script
 from rlsuite.nets import flat_params, set_flat_params
 from trpo import conjugate_gradient, fisher_vector_product, line_search
 
@@ -106,11 +106,4 @@ def test_trpo_learns_cartpole_and_logs_its_trust_region(results):
 
 @pytest.mark.slow
 def test_same_seed_gives_identical_episodes(tmp_path):
-    frames = []
-    for name in ("a", "b"):
-        proc = run_script("trpo_benchmark.py", "--seed", "5", "--total-steps", "4000",
-                          "--results-dir", tmp_path / name)
-        assert proc.returncode == 0, proc.stderr
-        frames.append(read_run(run_dir(tmp_path / name, "trpo", 5))["episodes"].drop(columns="train_time_s"))
-    assert len(frames[0]) > 10
-    assert frames[0].equals(frames[1])
+    assert_same_seed_same_episodes(tmp_path, "trpo", 5, "--total-steps", 4000)
