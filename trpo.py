@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from torch.distributions import Categorical, kl_divergence
 
-from rlsuite.envs import AutoresetTracker
 from rlsuite.evaluation import greedy_policy, load_actor
 from rlsuite.nets import flat_params, grad_norm, mlp, set_flat_params
 from rlsuite.returns import gae, normalize
+from rlsuite.rollout import Rollout
 
 UPDATE_COLUMNS = ["line_search_steps", "step_accepted", "kl_after", "surrogate_improvement",
                   "explained_variance", "max_kl"]
@@ -183,47 +183,30 @@ def train(cfg: TRPOConfig, run) -> torch.nn.Module:
     critic = build_critic(run.obs_dim, cfg)
     value_opt = torch.optim.Adam(critic.parameters(), lr=cfg.value_learning_rate)
     envs = run.make_vec_env(cfg.num_envs)
-    tracker = AutoresetTracker(cfg.num_envs)
+    rollout = Rollout(envs, cfg.num_steps, cfg.num_envs, run.obs_dim, run.seed)
     # The critic's minibatches are drawn from this generator, seeded from the run's
     # seed, so the same seed gives the same run.
     shuffle_rng = np.random.default_rng(run.seed)
-    obs_shape = (cfg.num_steps, cfg.num_envs, run.obs_dim)
 
-    next_obs, _ = envs.reset(seed=run.seed)
     global_step = 0
     while global_step < cfg.total_steps:
         max_kl = cfg.max_kl * (1.0 - global_step / cfg.total_steps) if cfg.anneal_max_kl else cfg.max_kl
 
         # 1. Roll out T steps in N envs with the current stochastic policy.
-        obs_buf = np.zeros(obs_shape, dtype=np.float32)
-        actions_buf = np.zeros((cfg.num_steps, cfg.num_envs), dtype=np.int64)
-        rewards = np.zeros((cfg.num_steps, cfg.num_envs))
-        terminated = np.zeros((cfg.num_steps, cfg.num_envs), dtype=bool)
-        truncated = np.zeros((cfg.num_steps, cfg.num_envs), dtype=bool)
-        valid = np.zeros((cfg.num_steps, cfg.num_envs), dtype=bool)
-        for t in range(cfg.num_steps):
-            obs_buf[t] = next_obs
-            with torch.no_grad():
-                action = Categorical(logits=actor(torch.as_tensor(next_obs, dtype=torch.float32))).sample()
-            actions_buf[t] = action.numpy()
-            next_obs, rewards[t], terminated[t], truncated[t], _ = envs.step(actions_buf[t])
-            valid[t], finished = tracker.step(rewards[t], terminated[t], truncated[t])
-            global_step += int(valid[t].sum())
-            for ret, length, _ in finished:
-                run.log_episode(global_step, ret, length)
+        global_step = rollout.collect(actor, run, global_step)
 
         # 2. GAE(gamma, lambda) advantages; critic targets A_t + V(s_t). values[T] is
         #    V(last observation): the bootstrap for envs still mid-episode.
         with torch.no_grad():
-            all_obs = torch.as_tensor(np.concatenate([obs_buf, next_obs[None].astype(np.float32)]))
-            values = critic(all_obs).squeeze(-1).numpy().astype(np.float64)
-        advantages = gae(rewards, values, terminated, truncated, valid, cfg.gamma, cfg.gae_lambda)
+            values = critic(rollout.obs).squeeze(-1).numpy().astype(np.float64)
+        advantages = gae(rollout.rewards, values, rollout.terminated, rollout.truncated,
+                         rollout.valid, cfg.gamma, cfg.gae_lambda)
         returns = advantages + values[:-1]
 
         # Only valid steps are transitions: everything below sees them alone.
-        mask = valid.reshape(-1)
-        obs = torch.as_tensor(obs_buf.reshape(-1, run.obs_dim)[mask])
-        actions = torch.as_tensor(actions_buf.reshape(-1)[mask])
+        mask = rollout.valid.reshape(-1)
+        obs = rollout.obs[:-1].reshape(-1, run.obs_dim)[mask]
+        actions = rollout.actions.reshape(-1)[mask]
         adv = advantages.reshape(-1)[mask]
         if cfg.norm_adv:
             adv = normalize(adv)
@@ -231,10 +214,10 @@ def train(cfg: TRPOConfig, run) -> torch.nn.Module:
         returns_t = torch.as_tensor(returns.reshape(-1)[mask], dtype=torch.float32)
 
         # 3. Policy gradient g of the surrogate at theta_old (where the ratio is 1).
-        logits = actor(obs)
-        old_logits = logits.detach()
-        dist = Categorical(logits=logits)
-        old_log_probs = dist.log_prob(actions).detach()
+        with torch.no_grad():
+            old_logits = actor(obs)
+            dist = Categorical(logits=old_logits)
+            old_log_probs = dist.log_prob(actions)
         actor.zero_grad()
         surrogate(actor, obs, actions, old_log_probs, adv).backward()
         g = torch.cat([p.grad.reshape(-1) for p in actor.parameters()])
@@ -283,7 +266,7 @@ def train(cfg: TRPOConfig, run) -> torch.nn.Module:
 
         run.log_update(
             global_step, policy_loss=float(policy_loss.detach()), value_loss=final_value_loss,
-            entropy=float(dist.entropy().mean().detach()), approx_kl=approx_kl, grad_norm=g_norm,
+            entropy=float(dist.entropy().mean()), approx_kl=approx_kl, grad_norm=g_norm,
             learning_rate=cfg.value_learning_rate,
             line_search_steps=ls_steps, step_accepted=accepted,
             kl_after=kl_after if accepted else None,

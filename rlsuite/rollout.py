@@ -1,8 +1,7 @@
 """Fixed-length rollouts over a vector env, stored in preallocated buffers (plumbing, no loss).
 
-Used by the on-policy algorithms that learn from T steps of N envs and
-sample with ``sample_actions`` (A2C, PPO); TRPO keeps its own rollout loop
-in ``trpo.train``. The buffers are allocated once and overwritten every rollout:
+Shared by the on-policy algorithms that learn from T steps of N envs (A2C,
+PPO, TRPO). The buffers are allocated once and overwritten every rollout:
 observations as a torch tensor (the networks read them without conversion),
 rewards and episode flags as numpy arrays (``rlsuite.returns.gae`` reads
 them). Per step there is one policy call on N rows and one copy of the new
