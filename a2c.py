@@ -34,6 +34,7 @@ import torch
 
 from rlsuite.evaluation import greedy_policy, load_actor
 from rlsuite.nets import mlp
+from rlsuite.policy import approx_kl, entropy, explained_variance, log_prob
 from rlsuite.returns import gae
 from rlsuite.rollout import Rollout
 
@@ -88,15 +89,8 @@ def load_policy(run_dir):
     return greedy_policy(actor)
 
 
-def log_prob(logits: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """log pi(a|s) of the taken actions, and log pi(.|s) of every action (rows of logits)."""
-    logp_all = logits.log_softmax(dim=-1)
-    return logp_all.gather(1, actions.unsqueeze(1)).squeeze(1), logp_all
 
 
-def entropy(logp_all: torch.Tensor) -> torch.Tensor:
-    """Mean entropy H(pi(.|s)) = -sum_a pi(a|s) log pi(a|s) over the rows."""
-    return -(logp_all.exp() * logp_all).sum(dim=-1).mean()
 
 
 def policy_loss_fn(logp: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
@@ -104,10 +98,6 @@ def policy_loss_fn(logp: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor
     return -(logp * advantages).mean()
 
 
-def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float | None:
-    """1 - Var[R - V] / Var[R]: 1 is a perfect critic, 0 no better than a constant."""
-    var = float(returns.var())
-    return None if var == 0 or len(returns) < 2 else 1.0 - float((returns - values).var()) / var
 
 
 def train(cfg: A2CConfig, run) -> torch.nn.Module:
@@ -158,12 +148,11 @@ def train(cfg: A2CConfig, run) -> torch.nn.Module:
         optimizer.step()
 
         with torch.no_grad():
-            # k3 estimator of KL(pi_old || pi_new) on the rollout (Schulman 2020, "Approximating KL")
+            # KL(pi_old || pi_new) on the rollout, measured after the step
             log_ratio = log_prob(actor(b_obs), b_actions)[0] - logp.detach()
-            approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean()
         run.log_update(
             global_step, policy_loss=pg_loss.detach(), value_loss=v_loss.detach(),
-            entropy=ent.detach(), approx_kl=approx_kl,
+            entropy=ent.detach(), approx_kl=approx_kl(log_ratio),
             grad_norm=norm, learning_rate=lr,
             explained_variance=explained_variance(v.detach(), b_returns))
         if run.update_boundary(global_step, actor):

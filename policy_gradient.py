@@ -28,6 +28,7 @@ from torch.distributions import Categorical
 from rlsuite.envs import run_episodes
 from rlsuite.evaluation import greedy_policy, load_actor
 from rlsuite.nets import grad_norm, mlp
+from rlsuite.policy import approx_kl, explained_variance, log_prob
 from rlsuite.returns import discounted_return, normalize, reward_to_go
 
 ESTIMATORS = ("total_return", "reward_to_go", "baseline", "advantage")
@@ -169,12 +170,10 @@ def train(cfg: PolicyGradientConfig, run) -> torch.nn.Module:
         policy_opt.step()
 
         with torch.no_grad():
-            old_logp = torch.log_softmax(logits, dim=-1)
-            new_logp = torch.log_softmax(actor(obs), dim=-1)
-            # k3 estimator of KL(old || new) on the sampled actions (Schulman 2020, "Approximating KL")
-            log_ratio = new_logp.gather(1, actions[:, None]) - old_logp.gather(1, actions[:, None])
-            approx_kl = float((log_ratio.exp() - 1 - log_ratio).mean())
-            greedy_prob = float(old_logp.exp().max(dim=-1).values.mean())
+            old_logp, old_logp_all = log_prob(logits, actions)
+            # how far this step moved the policy, on the batch's own actions
+            kl_estimate = float(approx_kl(log_prob(actor(obs), actions)[0] - old_logp))
+            greedy_prob = float(old_logp_all.exp().max(dim=-1).values.mean())
 
         # 4. Fit the baseline V(s) to the returns-to-go (its own network and optimizer).
         value_loss = explained_var = None
@@ -187,13 +186,11 @@ def train(cfg: PolicyGradientConfig, run) -> torch.nn.Module:
                 value_opt.step()
             value_loss = v_loss.item()
             with torch.no_grad():
-                residual = targets - critic(obs).squeeze(-1)
-            var = float(targets.var())
-            explained_var = float(1 - residual.var() / var) if var > 0 else None
+                explained_var = explained_variance(critic(obs).squeeze(-1), targets)
 
         run.log_update(
             global_step, policy_loss=loss.item(), value_loss=value_loss, entropy=entropy.item(),
-            approx_kl=approx_kl, grad_norm=norm, learning_rate=policy_opt.param_groups[0]["lr"],
+            approx_kl=kl_estimate, grad_norm=norm, learning_rate=policy_opt.param_groups[0]["lr"],
             greedy_action_prob=greedy_prob,
             batch_mean_return=float(np.mean([ep["rewards"].sum() for ep in episodes])),
             explained_variance=explained_var,

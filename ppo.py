@@ -49,6 +49,7 @@ import torch
 
 from rlsuite.evaluation import greedy_policy, load_actor
 from rlsuite.nets import mlp
+from rlsuite.policy import approx_kl, entropy, log_prob
 from rlsuite.returns import gae
 from rlsuite.rollout import Rollout
 
@@ -163,15 +164,8 @@ def minibatch_diagnostics(log_ratio: torch.Tensor, values: torch.Tensor, returns
     return approx_kl, clip_fraction, explained_variance
 
 
-def log_prob(logits: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """log pi(a|s) of the taken actions, and log pi(.|s) of every action (rows of logits)."""
-    logp_all = logits.log_softmax(dim=-1)
-    return logp_all.gather(1, actions.unsqueeze(1)).squeeze(1), logp_all
 
 
-def entropy(logp_all: torch.Tensor) -> torch.Tensor:
-    """Mean entropy H(pi(.|s)) = -sum_a pi(a|s) log pi(a|s) over the rows."""
-    return -(logp_all.exp() * logp_all).sum(dim=-1).mean()
 
 
 def train(cfg: PPOConfig, run) -> torch.nn.Module:
@@ -250,20 +244,20 @@ def train(cfg: PPOConfig, run) -> torch.nn.Module:
                 new_values.append(v.detach())
             epochs_done += 1
             if cfg.target_kl is not None:
-                epoch_kl = torch.stack([((r.exp() - 1) - r).mean() for r in log_ratios[-n_mb:]]).mean()
+                epoch_kl = torch.stack([approx_kl(r) for r in log_ratios[-n_mb:]]).mean()
                 if float(epoch_kl) > cfg.target_kl:
                     break
 
         # 5. Diagnostics, once per update (see minibatch_diagnostics).
         segment = torch.arange(epochs_done * n_mb).repeat_interleave(
             torch.tensor([len(r) for r in log_ratios]))
-        approx_kl, clip_fraction, explained_var = minibatch_diagnostics(
+        mean_kl, clip_fraction, explained_var = minibatch_diagnostics(
             torch.cat(log_ratios), torch.cat(new_values), e_ret[:epochs_done].reshape(-1),
             segment, epochs_done * n_mb, cfg.clip_coef)
         pg_loss, v_loss, norm = torch.stack(losses).mean(dim=0).tolist()
         run.log_update(
             global_step, policy_loss=pg_loss, value_loss=v_loss, entropy=rollout_entropy,
-            approx_kl=approx_kl, grad_norm=norm, learning_rate=lr, clip_fraction=clip_fraction,
+            approx_kl=mean_kl, grad_norm=norm, learning_rate=lr, clip_fraction=clip_fraction,
             explained_variance=explained_var, epochs_done=epochs_done)
         if run.update_boundary(global_step, actor):
             break

@@ -30,6 +30,7 @@ from torch.distributions import Categorical, kl_divergence
 
 from rlsuite.evaluation import greedy_policy, load_actor
 from rlsuite.nets import flat_params, grad_norm, mlp, set_flat_params
+from rlsuite.policy import approx_kl, explained_variance
 from rlsuite.returns import gae, normalize
 from rlsuite.rollout import Rollout
 
@@ -172,10 +173,6 @@ def line_search(actor: torch.nn.Module, full_step: torch.Tensor, evaluate, max_k
     return False, backtrack_iters, 0.0, 0.0
 
 
-def explained_variance(predictions: np.ndarray, targets: np.ndarray) -> float | None:
-    """1 - Var[target - prediction] / Var[target]; None when the targets are constant."""
-    var = float(np.var(targets))
-    return None if var == 0 else float(1 - np.var(targets - predictions) / var)
 
 
 def train(cfg: TRPOConfig, run) -> torch.nn.Module:
@@ -246,9 +243,8 @@ def train(cfg: TRPOConfig, run) -> torch.nn.Module:
             # normalization makes 0, so the pre-step value would say nothing
             policy_loss = -surrogate(actor, obs, actions, old_log_probs, adv)
             log_ratio = Categorical(logits=actor(obs)).log_prob(actions) - old_log_probs
-            # k3 estimator of KL(old || new) (Schulman 2020, "Approximating KL divergence"),
-            # the same column every algorithm logs; kl_after is the exact mean KL.
-            approx_kl = float((log_ratio.exp() - 1 - log_ratio).mean())
+            # the k3 estimate every algorithm logs; kl_after is the exact mean KL
+            kl_estimate = float(approx_kl(log_ratio))
 
         # 6. Critic: value_epochs passes of minibatch regression on the GAE targets.
         n = len(returns_t)
@@ -266,7 +262,7 @@ def train(cfg: TRPOConfig, run) -> torch.nn.Module:
 
         run.log_update(
             global_step, policy_loss=float(policy_loss.detach()), value_loss=final_value_loss,
-            entropy=float(dist.entropy().mean()), approx_kl=approx_kl, grad_norm=g_norm,
+            entropy=float(dist.entropy().mean()), approx_kl=kl_estimate, grad_norm=g_norm,
             learning_rate=cfg.value_learning_rate,
             line_search_steps=ls_steps, step_accepted=accepted,
             kl_after=kl_after if accepted else None,
