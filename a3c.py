@@ -343,7 +343,7 @@ def train(cfg: A3CConfig, run) -> torch.nn.Module:
             step = counter.value
             if step > last_step or finished:
                 last_step = step
-                evaluating = step >= run.next_eval
+                evaluating = run.eval_due(step)
                 if evaluating:
                     wait_for_pause()
                     step = counter.value

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rlsuite.cli import OneLineParser, UsageError, positive_int
+from rlsuite.cli import OneLineParser, UsageError, check_writable, create_folder, positive_int
 
 PROG = "aggregate_results.py"
 # BENCHMARK_PROTOCOL.md, "Algorithms and names": tables and plots use this order and these colours.
@@ -584,11 +584,7 @@ def check_inputs(args) -> tuple[Path, Path]:
     if not find_run_dirs(results_dir):
         raise UsageError(f"argument --results-dir: {results_dir} holds no runs "
                          f"(expected {results_dir}/<env>/<algo>/seed_<n>/)")
-    probe = out.absolute()
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"argument --out: {probe} is not a writable folder")
+    check_writable(out, "--out")
     return results_dir, out
 
 
@@ -602,10 +598,7 @@ def main(argv=None) -> int:
         if loaded.runs.empty:
             raise UsageError(f"argument --results-dir: none of the {len(loaded.skipped)} run(s) in "
                              f"{results_dir} could be loaded (reasons above)")
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"argument --out: cannot create {out}: {exc.strerror}") from None
+        create_folder(out, "--out")
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rlsuite.cli import OneLineParser, UsageError, check_writable
+from rlsuite.cli import OneLineParser, UsageError, check_writable, create_folder
 from rlsuite.envs import make_env
 from rlsuite.evaluation import config_from_dict
 from rlsuite.records import read_json
@@ -328,10 +328,7 @@ def main(argv=None) -> int:
         check_writable(out, "--out")
         torch.set_num_threads(1)
         snapshots = load_snapshots(run_dir, config)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"argument --out: cannot create {out}: {exc.strerror}") from None
+        create_folder(out, "--out")
     except UsageError as exc:
         print(f"policy_evolution.py: error: {exc}", file=sys.stderr)
         return 2

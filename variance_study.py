@@ -45,7 +45,7 @@ import torch
 from torch.distributions import Categorical
 
 import policy_gradient
-from rlsuite.cli import OneLineParser, UsageError, check_writable
+from rlsuite.cli import OneLineParser, UsageError, check_writable, create_folder
 from rlsuite.envs import EnvError, describe_env, make_env, make_seeded_envs, run_episodes
 from rlsuite.returns import gae
 from rlsuite.runner import seed_everything
@@ -404,10 +404,7 @@ def main(argv=None) -> int:
         info = describe_env(args.env)
         out = Path(args.out) if args.out is not None else Path("results/studies/variance") / info.env_id
         check_writable(out, "--out")
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"argument --out: cannot create {out}: {exc.strerror}") from None
+        create_folder(out, "--out")
     except (UsageError, EnvError) as exc:
         print(f"variance_study.py: error: {exc}", file=sys.stderr)
         return 2

@@ -268,6 +268,14 @@ def parse_args(argv, prog: str, algo: str, config_cls, description: str = ""):
     return args, cfg
 
 
+def create_folder(path: Path, argument: str) -> None:
+    """mkdir -p, with a failure reported as a UsageError naming ``argument``."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"argument {argument}: cannot create {path}: {exc.strerror}") from None
+
+
 def check_writable(path: Path, argument: str) -> None:
     """The folder can be created and written to; nothing is created here."""
     probe = Path(path).absolute()
@@ -276,9 +284,9 @@ def check_writable(path: Path, argument: str) -> None:
             break
         probe = probe.parent
     if not probe.is_dir():
-        raise UsageError(f"argument {argument}: {probe} exists and is not a folder; give a writable folder")
+        raise UsageError(f"argument {argument}: {probe} is not a writable folder: it exists and is not a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"argument {argument}: {probe} is not writable; give a writable folder")
+        raise UsageError(f"argument {argument}: {probe} is not a writable folder: no write permission")
 
 
 def parse_seeds(items) -> list[int]:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlsuite.cli import UsageError, check_writable, parse_args
+from rlsuite.cli import UsageError, check_writable, create_folder, parse_args
 from rlsuite.envs import EnvError, EnvInfo, describe_env, make_seeded_envs, make_vec_env
 from rlsuite.evaluation import (
     Evaluator,
@@ -71,6 +71,11 @@ def _completed(run_dir: Path) -> bool:
         return read_json(run_dir / "summary.json").get("status") == "completed"
     except (OSError, ValueError, AttributeError):
         return False
+
+
+def _next_multiple(step: int, every: int) -> int:
+    """The first multiple of ``every`` after ``step``: when the next evaluation or snapshot is due."""
+    return (step // every + 1) * every
 
 
 class _Terminated(KeyboardInterrupt):
@@ -154,18 +159,21 @@ class Run:
                            train_time_s=round(self.train_time_s, 4), **metrics)
 
     # -- the update boundary: progress, periodic evaluation, early stop ---
+    def eval_due(self, global_step: int) -> bool:
+        """Whether an update boundary at ``global_step`` runs a periodic evaluation (protocol:
+        the first boundary after each multiple of --eval-every). A3C asks, to pause its workers."""
+        return global_step >= self.next_eval
+
     def update_boundary(self, global_step: int, actor: torch.nn.Module) -> bool:
         """Call after each update. Returns True when training should stop early."""
         self.global_step = int(global_step)
         self.actor = actor
-        if self.global_step >= self.next_eval:
+        if self.eval_due(self.global_step):
             self._periodic_eval(actor)
-            every = self.args.eval_every
-            self.next_eval = (self.global_step // every + 1) * every
+            self.next_eval = _next_multiple(self.global_step, self.args.eval_every)
         if self.next_snapshot is not None and self.global_step >= self.next_snapshot:
             self._save_snapshot(actor)
-            every = self.args.snapshot_every
-            self.next_snapshot = (self.global_step // every + 1) * every
+            self.next_snapshot = _next_multiple(self.global_step, self.args.snapshot_every)
         self._refresh_bar()
         return bool(self.args.stop_when_solved and self.solved_step is not None)
 
@@ -337,10 +345,9 @@ def main(algo: str, config_cls, train, build_actor, *, update_columns=(), episod
             (run_dir / name).unlink(missing_ok=True)
         shutil.rmtree(run_dir / SNAPSHOT_DIR, ignore_errors=True)  # an old run's snapshots would mix in
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        print(f"{prog}: error: argument --results-dir: cannot create {run_dir}: {exc.strerror}",
-              file=sys.stderr)
+        create_folder(run_dir, "--results-dir")
+    except UsageError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
 
     torch.set_num_threads(args.threads)
