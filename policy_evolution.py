@@ -37,8 +37,7 @@ import torch
 
 from rlsuite.cli import OneLineParser, UsageError, check_writable, create_folder
 from rlsuite.envs import make_env
-from rlsuite.evaluation import config_from_dict
-from rlsuite.records import read_json
+from rlsuite.evaluation import config_from_dict, read_run_config
 from rlsuite.runner import SNAPSHOT_DIR
 
 ALGORITHMS = ("policy_gradient", "a2c", "a3c", "ppo", "trpo")  # protocol names = module names
@@ -265,16 +264,8 @@ def plot_weights(weights: pd.DataFrame, title: str, path: Path) -> None:
 # -- command line ---------------------------------------------------------------------------
 
 def read_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:
-    for name in ("config.json", "updates.csv"):
-        if not (run_dir / name).is_file():
-            raise UsageError(f"argument RUN_DIR: {run_dir / name} not found; give a run folder "
-                             "results/<env>/<algo>/seed_<n>/")
-    try:
-        config = read_json(run_dir / "config.json")
-        for key in ("algo", "env_id", "obs_dim", "n_actions", "hyperparameters"):
-            config[key]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise UsageError(f"argument RUN_DIR: {run_dir / 'config.json'} is not a valid run config") from None
+    config = read_run_config(run_dir, "RUN_DIR", ("config.json", "updates.csv"),
+                             ("algo", "env_id", "obs_dim", "n_actions", "hyperparameters"))
     if config["algo"] not in ALGORITHMS:
         raise UsageError(f"argument RUN_DIR: unknown algo {config['algo']!r} in config.json; "
                          f"expected one of {', '.join(ALGORITHMS)}")

@@ -7,6 +7,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from rlsuite.cli import UsageError
 from rlsuite.envs import make_env, run_episodes
 from rlsuite.records import read_json
 
@@ -97,6 +98,26 @@ def record_video(env_id: str, act: Policy, seeds: list[int], out_dir: Path) -> l
     finally:
         env.close()
     return paths
+
+
+def read_run_config(run_dir: Path, argument: str, files=("config.json",),
+                    keys=("algo", "env_id", "seed")) -> dict:
+    """A run folder's config.json, checked: ``files`` exist and the config has ``keys``.
+
+    Anything missing or unreadable is a UsageError naming ``argument``.
+    """
+    run_dir = Path(run_dir)
+    for name in files:
+        if not (run_dir / name).is_file():
+            raise UsageError(f"argument {argument}: {run_dir / name} not found; give a run folder "
+                             f"results/<env>/<algo>/seed_<n>/ holding {' and '.join(files)}")
+    try:
+        config = read_json(run_dir / "config.json")
+        for key in keys:
+            config[key]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UsageError(f"argument {argument}: {run_dir / 'config.json'} is not a valid run config") from None
+    return config
 
 
 def load_actor(run_dir: Path, config_cls, build_actor) -> tuple[torch.nn.Module, dict]:

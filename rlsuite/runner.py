@@ -39,6 +39,7 @@ from rlsuite.evaluation import (
     greedy_policy,
     load_actor,
     periodic_eval_seeds,
+    read_run_config,
     record_video,
 )
 from rlsuite.records import (
@@ -276,15 +277,10 @@ def _summary(run: Run, status: str, final=None, error=None) -> dict:
 
 def _evaluate_only(prog, algo, config_cls, build_actor, args) -> int:
     run_dir = Path(args.evaluate)
-    for name in ("config.json", "model.pt"):
-        if not (run_dir / name).is_file():
-            raise UsageError(f"argument --evaluate: {run_dir / name} not found; give a run folder "
-                             "holding config.json and model.pt")
-    try:
-        config = read_json(run_dir / "config.json")
-        saved_algo, env_id, seed = config["algo"], config["env_id"], int(config["seed"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise UsageError(f"argument --evaluate: {run_dir / 'config.json'} is not a valid run config") from None
+    config = read_run_config(run_dir, "--evaluate", ("config.json", "model.pt"), ("algo", "env_id", "seed"))
+    saved_algo, env_id, seed = config["algo"], config["env_id"], config["seed"]
+    if not isinstance(seed, int):
+        raise UsageError(f"argument --evaluate: {run_dir / 'config.json'} is not a valid run config")
     if saved_algo != algo:
         raise UsageError(f"argument --evaluate: {run_dir} holds a {saved_algo!r} run; "
                          f"use {saved_algo}_benchmark.py")
