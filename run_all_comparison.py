@@ -23,7 +23,6 @@ Exit status: 0 every run completed, 1 some run failed, 2 bad input,
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import signal
@@ -33,7 +32,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlsuite.cli import OneLineParser, UsageError, check_writable, parse_seeds, positive_int
+from rlsuite.cli import OneLineParser, UsageError, check_writable, finite_float, parse_seeds, positive_int
+from rlsuite.records import is_completed, read_summary
 
 ROOT = Path(__file__).resolve().parent
 PROG = "run_all_comparison.py"
@@ -156,17 +156,6 @@ class Outcome:
     error: str | None = None
 
 
-def read_summary(run_dir: Path) -> dict | None:
-    try:
-        data = json.loads((Path(run_dir) / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def is_completed(run_dir: Path) -> bool:
-    summary = read_summary(run_dir)
-    return summary is not None and summary.get("status") == "completed"
 
 
 def log_tail(path: Path, lines: int = 8) -> str:
@@ -574,11 +563,6 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
 def build_parser() -> OneLineParser:
@@ -631,7 +615,7 @@ def build_parser() -> OneLineParser:
     c.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="torch threads per run (runner default 1)")
     c.add_argument("--stop-when-solved", action="store_true", help="end each run at its first solving evaluation")
-    c.add_argument("--solve-threshold", type=_float, default=None, metavar="X",
+    c.add_argument("--solve-threshold", type=finite_float, default=None, metavar="X",
                    help="return that counts as solved (default: the env's reward_threshold)")
     c.add_argument("--overwrite", action="store_true",
                    help="redo runs that already completed (default: skip them)")

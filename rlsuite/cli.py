@@ -97,7 +97,8 @@ def positive_int(text: str) -> int:
     return value
 
 
-def _float(text: str) -> float:
+def finite_float(text: str) -> float:
+    """argparse type: a finite number."""
     try:
         value = float(text)
     except ValueError:
@@ -110,7 +111,7 @@ def _float(text: str) -> float:
 def _optional_float(text: str):
     if text.strip().lower() in ("none", "null", "off"):
         return None
-    return _float(text)
+    return finite_float(text)
 
 
 def _int_tuple(text: str) -> tuple[int, ...]:
@@ -179,7 +180,7 @@ def build_parser(prog: str, algo: str, config_cls, description: str = "") -> One
     common.add_argument("--video-dir", default="videos", metavar="DIR", help=COMMON_HELP["video_dir"])
     common.add_argument("--threads", type=_int, default=1, metavar="N", help=COMMON_HELP["threads"])
     common.add_argument("--stop-when-solved", action="store_true", help=COMMON_HELP["stop_when_solved"])
-    common.add_argument("--solve-threshold", type=_float, default=None, metavar="X", help=COMMON_HELP["solve_threshold"])
+    common.add_argument("--solve-threshold", type=finite_float, default=None, metavar="X", help=COMMON_HELP["solve_threshold"])
     common.add_argument("--overwrite", action="store_true", help=COMMON_HELP["overwrite"])
     common.add_argument("--evaluate", default=None, metavar="RUN_DIR", help=COMMON_HELP["evaluate"])
     common.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help=COMMON_HELP["progress"])
@@ -196,7 +197,7 @@ def build_parser(prog: str, algo: str, config_cls, description: str = "") -> One
             group.add_argument(flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction,
                                default=default, help=help_text)
             continue
-        convert = {"int": _int, "float": _float, "str": str,
+        convert = {"int": _int, "float": finite_float, "str": str,
                    "optional_float": _optional_float, "int_tuple": _int_tuple}[kind]
         metavar = {"int": "N", "float": "X", "str": "NAME", "optional_float": "X|none",
                    "int_tuple": "N,N"}[kind]

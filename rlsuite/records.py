@@ -119,6 +119,22 @@ def library_versions() -> dict:
     }
 
 
+def read_summary(run_dir: Path) -> dict | None:
+    """A run folder's summary.json, or None if it is missing, unreadable or not an object."""
+    try:
+        data = read_json(Path(run_dir) / "summary.json")
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def is_completed(run_dir: Path) -> bool:
+    """Whether a run folder holds a completed run (the runner refuses to overwrite it,
+    the orchestrator skips it)."""
+    summary = read_summary(run_dir)
+    return summary is not None and summary.get("status") == "completed"
+
+
 def read_json(path: Path) -> dict:
     with open(path, encoding="utf-8") as f:
         return json.load(f)

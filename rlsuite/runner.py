@@ -48,8 +48,8 @@ from rlsuite.records import (
     UPDATE_COLUMNS,
     CsvLog,
     git_commit,
+    is_completed,
     library_versions,
-    read_json,
     write_json_atomic,
 )
 
@@ -67,11 +67,6 @@ def run_dir_for(results_dir, env_id: str, algo: str, seed: int) -> Path:
     return Path(results_dir) / env_id / algo / f"seed_{seed}"
 
 
-def _completed(run_dir: Path) -> bool:
-    try:
-        return read_json(run_dir / "summary.json").get("status") == "completed"
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def _next_multiple(step: int, every: int) -> int:
@@ -329,7 +324,7 @@ def main(algo: str, config_cls, train, build_actor, *, update_columns=(), episod
         check_writable(run_dir, "--results-dir")
         if args.record_video:
             check_writable(Path(args.video_dir), "--video-dir")
-        if _completed(run_dir) and not args.overwrite:
+        if is_completed(run_dir) and not args.overwrite:
             raise UsageError(f"{run_dir} already holds a completed run; pass --overwrite to replace it")
     except (UsageError, EnvError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
