@@ -129,9 +129,11 @@ def policy_loss_fn(logits: torch.Tensor, actions: torch.Tensor, weights: torch.T
     return loss, entropy
 
 
-def train(cfg: PolicyGradientConfig, run) -> torch.nn.Module:
-    actor = build_actor(run.obs_dim, run.n_actions, cfg)
-    critic = build_critic(run.obs_dim, cfg)
+def train(cfg: PolicyGradientConfig, run, actor=None, critic=None) -> torch.nn.Module:
+    """REINFORCE; ``actor``/``critic`` default to fresh ``build_actor``/``build_critic`` networks
+    (variance_study.py passes its own, to look at the baseline as training goes)."""
+    actor = build_actor(run.obs_dim, run.n_actions, cfg) if actor is None else actor
+    critic = build_critic(run.obs_dim, cfg) if critic is None else critic
     uses_critic = cfg.estimator in ("baseline", "advantage")
     policy_opt = torch.optim.Adam(actor.parameters(), lr=cfg.learning_rate)
     value_opt = torch.optim.Adam(critic.parameters(), lr=cfg.value_learning_rate)

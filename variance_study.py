@@ -33,11 +33,9 @@ Outputs variance.csv, variance.md and variance.png in --out, and prints the tabl
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -182,42 +180,22 @@ class SnapshotRecorder:
     def log_update(self, global_step, **metrics) -> None:
         pass
 
-    def _take(self, global_step: int) -> None:
+    def update_boundary(self, global_step: int, actor) -> bool:
         while self.pending and global_step >= self.pending[0]:
             self.pending.pop(0)
             self.snapshots.append((global_step, copy.deepcopy(self.actor), copy.deepcopy(self.critic)))
-
-    def update_boundary(self, global_step: int, actor) -> bool:
-        self._take(global_step)
         return not self.pending
-
-    @contextlib.contextmanager
-    def watching_networks(self):
-        """Catch the networks ``train`` builds (it keeps the critic local)."""
-        build_actor, build_critic = policy_gradient.build_actor, policy_gradient.build_critic
-
-        def actor_hook(*args, **kwargs):
-            self.actor = build_actor(*args, **kwargs)
-            return self.actor
-
-        def critic_hook(*args, **kwargs):
-            self.critic = build_critic(*args, **kwargs)
-            self._take(0)  # train builds the actor, then the critic, then updates
-            return self.critic
-
-        policy_gradient.build_actor, policy_gradient.build_critic = actor_hook, critic_hook
-        try:
-            yield self
-        finally:
-            policy_gradient.build_actor, policy_gradient.build_critic = build_actor, build_critic
 
 
 def train_snapshots(env_id: str, obs_dim: int, n_actions: int, seed: int, snapshot_steps):
-    cfg = policy_gradient.PolicyGradientConfig()  # the defaults: estimator "advantage", lr schedule over 300k
+    cfg = policy_gradient.PolicyGradientConfig()  # the defaults, learning-rate schedule included
     seed_everything(seed)
     recorder = SnapshotRecorder(env_id, obs_dim, n_actions, seed, snapshot_steps)
-    with recorder.watching_networks():
-        policy_gradient.train(cfg, recorder)
+    # Built in train's own order (actor, then critic) so the initial weights are the benchmark's.
+    recorder.actor = policy_gradient.build_actor(obs_dim, n_actions, cfg)
+    recorder.critic = policy_gradient.build_critic(obs_dim, cfg)
+    recorder.update_boundary(0, recorder.actor)  # step 0: the networks as built
+    policy_gradient.train(cfg, recorder, recorder.actor, recorder.critic)
     return cfg, recorder.snapshots
 
 
@@ -409,9 +387,6 @@ def main(argv=None) -> int:
         print(f"variance_study.py: error: {exc}", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
-    # policy_gradient.train logs float(loss) of a tensor that requires grad; harmless, and
-    # not this study's to fix (reported upstream). Keep the study's output readable.
-    warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar")
 
     cfg, snapshots = train_snapshots(info.env_id, info.obs_dim, info.n_actions, args.seed, args.snapshot_steps)
     gamma = cfg.gamma if args.gamma is None else args.gamma
