@@ -49,7 +49,6 @@ from rlsuite.returns import gae
 from rlsuite.runner import seed_everything
 
 ESTIMATORS = (*policy_gradient.ESTIMATORS, "gae")
-UNBIASED = ("total_return", "reward_to_go", "baseline")  # with gamma = 1; see tests/test_variance_study.py
 CSV_COLUMNS = [
     "env_id", "seed", "snapshot_step", "mean_episode_return", "estimator", "batches",
     "episodes_per_batch", "grad_dim", "mean_grad_norm", "noise_floor_norm", "total_variance",
