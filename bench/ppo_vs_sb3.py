@@ -23,7 +23,6 @@ which load from other processes disturbs less than wall time.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import statistics
@@ -35,7 +34,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 
-from rlsuite.cli import UsageError, parse_seeds  # noqa: E402  (needs ROOT on sys.path)
+from rlsuite.cli import OneLineParser, UsageError, parse_seeds  # noqa: E402  (needs ROOT on sys.path)
 VENV = BENCH / ".venv-sb3"
 SB3_PACKAGES = ["stable-baselines3==2.9.2", "gymnasium==1.4.0", "numpy==2.4.6"]
 
@@ -97,7 +96,7 @@ def fmt(v, spec=".1f"):
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OneLineParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", default="1-3", help="e.g. 1-3 or 1,2,5")
     p.add_argument("--total-steps", type=int, default=100_000)
     p.add_argument("--results-dir", default=str(BENCH / "results-vs-sb3"), help="where our runs go")

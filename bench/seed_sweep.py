@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rlsuite.cli import UsageError, parse_seeds  # noqa: E402  (needs ROOT on sys.path)
+from rlsuite.cli import OneLineParser, UsageError, parse_seeds  # noqa: E402  (needs ROOT on sys.path)
 
 
 
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     if "--" in argv:
         cut = argv.index("--")
         argv, extra = argv[:cut], argv[cut + 1:]
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OneLineParser(description=__doc__.splitlines()[0])
     p.add_argument("algo", help="runner name: <algo>_benchmark.py must exist")
     p.add_argument("--seeds", type=seeds_arg, default=seeds_arg("1-10"), help="e.g. 1-10 or 1,3,5")
     p.add_argument("--env", default="CartPole-v1")

@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rlsuite.cli import parse_seeds  # noqa: E402  (stdlib only: importable in the SB3 venv too)
+from rlsuite.cli import OneLineParser, UsageError, parse_seeds  # noqa: E402  (stdlib only: importable in the SB3 venv too)
 VENV = ROOT / "bench" / ".venv-sb3"
 VENV_PYTHON = VENV / "bin" / "python"
 PINS = [["torch==2.13.0"], ["sb3-contrib==2.9.2", "stable-baselines3==2.9.2", "gymnasium==1.4.0"]]
@@ -126,18 +126,22 @@ def median_of(rows, key):
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="1-5", help="e.g. 1-5 or 1,3,7")
     parser.add_argument("--sb3-seed", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sb3_seed is not None:
         sb3_child(args.sb3_seed)
         return 0
+    try:
+        seeds = parse_seeds(args.seeds)
+    except UsageError as exc:
+        parser.error(str(exc))
     ensure_venv()
     ours, theirs = [], []
     with tempfile.TemporaryDirectory() as tmp:
         print(f"{'seed':>4} | {'ours steps':>10} {'ours s':>7} | {'sb3 steps':>10} {'sb3 s':>7}", flush=True)
-        for seed in parse_seeds(args.seeds):
+        for seed in seeds:
             a = run_ours(seed, Path(tmp))
             b = run_sb3(seed)
             ours.append(a)

@@ -25,7 +25,6 @@ with a warning and its sections are left as they are.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import ast
@@ -41,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-from rlsuite.cli import field_docs, flag  # noqa: E402  (needs the repository root on sys.path)
+from rlsuite.cli import OneLineParser, field_docs, flag  # noqa: E402  (needs the repository root on sys.path)
 
 # The protocol's algorithm table (BENCHMARK_PROTOCOL.md): CLI name == module name.
 ALGOS = ("policy_gradient", "a2c", "a3c", "ppo", "trpo")
@@ -302,7 +301,7 @@ def variance_section(variance_dir: Path, docs_dir: Path, write: bool) -> tuple[s
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="generate.py", description="Regenerate the marked sections of docs/*.md in place.")
     parser.add_argument("--check", action="store_true",
                         help="change nothing; exit 1 if any generated section is stale")
