@@ -29,16 +29,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from rlsuite.evaluation import greedy_policy, load_actor
-from rlsuite.nets import mlp
-from rlsuite.policy import approx_kl, entropy, explained_variance, log_prob
-from rlsuite.returns import gae
+from rlsuite.distributions import Actor
+from rlsuite.evaluation import load_policy  # noqa: F401  (the protocol's loader, written once)
+from rlsuite.nets import grad_norm, mlp
+from rlsuite.policy import approx_kl, explained_variance
+from rlsuite.returns import normalize
 from rlsuite.rollout import Rollout
 
-UPDATE_COLUMNS = ["explained_variance"]
+UPDATE_COLUMNS: list[str] = []
 
 
 @dataclass
@@ -73,9 +73,9 @@ class A2CConfig:
     """hidden layer widths of the actor and of the critic MLP (tanh)"""
 
 
-def build_actor(obs_dim: int, n_actions: int, cfg) -> torch.nn.Module:
+def build_actor(obs_dim: int, n_actions: int, cfg) -> Actor:
     """pi_theta(a|s): observations -> action logits (head gain 0.01: near-uniform start)."""
-    return mlp([obs_dim, *cfg.hidden_sizes, n_actions], output_gain=0.01)
+    return Actor(mlp([obs_dim, *cfg.hidden_sizes, n_actions], output_gain=0.01))
 
 
 def build_critic(obs_dim: int, cfg) -> torch.nn.Module:
@@ -83,24 +83,12 @@ def build_critic(obs_dim: int, cfg) -> torch.nn.Module:
     return mlp([obs_dim, *cfg.hidden_sizes, 1], output_gain=1.0)
 
 
-def load_policy(run_dir):
-    """Greedy policy of a finished run: numpy obs (n, obs_dim) -> actions (n,)."""
-    actor, _ = load_actor(run_dir, A2CConfig, build_actor)
-    return greedy_policy(actor)
-
-
-
-
-
-
 def policy_loss_fn(logp: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
     """-E[log pi(a|s) A]: the policy-gradient loss; ``advantages`` carry no gradient."""
     return -(logp * advantages).mean()
 
 
-
-
-def train(cfg: A2CConfig, run) -> torch.nn.Module:
+def train(cfg: A2CConfig, run) -> Actor:
     actor = build_actor(run.obs_dim, run.n_actions, cfg)
     critic = build_critic(run.obs_dim, cfg)
     params = [*actor.parameters(), *critic.parameters()]
@@ -113,48 +101,35 @@ def train(cfg: A2CConfig, run) -> torch.nn.Module:
         lr = cfg.learning_rate * (1.0 - global_step / cfg.total_steps if cfg.anneal_lr else 1.0)
         optimizer.param_groups[0]["lr"] = lr
 
-        # 1. Roll out T steps in each of the N envs with the current policy.
+        # 1. Roll out T steps in each of the N envs with pi_theta_old.
         global_step = rollout.collect(actor, run, global_step)
 
-        # 2. V on all T + 1 rows in one call (row t + 1 after a truncated step is
-        #    V(final obs), the bootstrap); GAE advantages and targets R_t = A_t + V(s_t).
-        all_values = critic(rollout.obs).squeeze(-1)
-        values = all_values.detach().numpy().astype(np.float64)
-        advantages = gae(rollout.rewards, values, rollout.terminated, rollout.truncated,
-                         rollout.valid, cfg.gamma, cfg.gae_lambda)
-        returns = advantages + values[:-1]
-
-        # 3. Keep the valid steps only: reset steps are not transitions.
-        keep = rollout.valid_indices()
-        if len(keep) == 0:  # possible only with tiny rollouts (N * T == 1)
+        # 2. GAE advantages and critic targets R_t = A_t + V(s_t) on the valid steps.
+        with torch.no_grad():
+            batch = rollout.batch(critic(rollout.obs).squeeze(-1), cfg.gamma, cfg.gae_lambda)
+        if batch is None:
             continue
-        b_obs = rollout.obs[:-1].reshape(-1, run.obs_dim)[keep]
-        b_actions = rollout.actions.reshape(-1)[keep]
-        b_advantages, b_returns = (torch.as_tensor(x.reshape(-1)[keep.numpy()], dtype=torch.float32)
-                                   for x in (advantages, returns))
-        if cfg.norm_adv and len(keep) > 1:
-            b_advantages = (b_advantages - b_advantages.mean()) / (b_advantages.std() + 1e-8)
+        advantages = normalize(batch.advantages) if cfg.norm_adv else batch.advantages
 
-        # 4. One gradient step on the whole rollout.
-        logp, logp_all = log_prob(actor(b_obs), b_actions)
-        pg_loss = policy_loss_fn(logp, b_advantages)
-        v = all_values[:-1].reshape(-1)[keep]
-        v_loss = 0.5 * (v - b_returns).square().mean()
-        ent = entropy(logp_all)
-        loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
+        # 3. One gradient step on the whole rollout.
+        dist = actor.dist(batch.obs)
+        logp = dist.log_prob(batch.actions)
+        entropy = dist.entropy().mean()
+        policy_loss = policy_loss_fn(logp, advantages)
+        value_loss = 0.5 * (critic(batch.obs).squeeze(-1) - batch.returns).square().mean()
+        loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
         optimizer.zero_grad()
         loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
+        norm = grad_norm(actor.parameters())
+        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
         optimizer.step()
 
         with torch.no_grad():
-            # KL(pi_old || pi_new) on the rollout, measured after the step
-            log_ratio = log_prob(actor(b_obs), b_actions)[0] - logp.detach()
+            log_ratio = actor.dist(batch.obs).log_prob(batch.actions) - logp.detach()
         run.log_update(
-            global_step, policy_loss=pg_loss.detach(), value_loss=v_loss.detach(),
-            entropy=ent.detach(), approx_kl=approx_kl(log_ratio),
-            grad_norm=norm, learning_rate=lr,
-            explained_variance=explained_variance(v.detach(), b_returns))
+            global_step, policy_loss=policy_loss, value_loss=value_loss, entropy=entropy,
+            approx_kl=approx_kl(log_ratio), grad_norm=norm, learning_rate=lr,
+            explained_variance=explained_variance(batch.values, batch.returns))
         if run.update_boundary(global_step, actor):
             break
     envs.close()

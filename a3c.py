@@ -37,22 +37,21 @@ from queue import Empty
 
 import numpy as np
 import torch
-from torch.distributions import Categorical
 
+from rlsuite.distributions import Actor
 from rlsuite.envs import make_env
-from rlsuite.evaluation import greedy_policy, load_actor
-from rlsuite.nets import mlp
+from rlsuite.evaluation import load_policy  # noqa: F401  (the protocol's loader, written once)
+from rlsuite.nets import grad_norm, mlp
+from rlsuite.policy import approx_kl, explained_variance
 from rlsuite.returns import reward_to_go
 
 EPISODE_COLUMNS = ["worker"]
 UPDATE_COLUMNS = ["worker", "segment_length"]
 
-# Test hook: worker 0 raises after this many of its own steps (see tests/test_a3c.py).
-DEBUG_RAISE_ENV = "RLSUITE_A3C_DEBUG_RAISE_AFTER"
-# Test hook: write the worker pids, one a line, to this file once they are started.
-DEBUG_PIDS_ENV = "RLSUITE_A3C_DEBUG_PIDS_FILE"
-
 SHUTDOWN_GRACE_S = 3.0  # how long stopped workers get to exit before terminate()
+# Signals the main process handles for the whole run; workers ignore the ones a terminal
+# sends to the process group (Ctrl-C, hang-up) and are stopped through Shared.stop.
+RUN_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass
@@ -83,20 +82,14 @@ class A3CConfig:
     """hidden layer widths of the policy and value MLPs (tanh)"""
 
 
-def build_actor(obs_dim: int, n_actions: int, cfg: A3CConfig) -> torch.nn.Module:
+def build_actor(obs_dim: int, n_actions: int, cfg: A3CConfig) -> Actor:
     """pi_theta(a|s): an MLP from observations to action logits (head gain 0.01: near-uniform start)."""
-    return mlp([obs_dim, *cfg.hidden_sizes, n_actions], output_gain=0.01)
+    return Actor(mlp([obs_dim, *cfg.hidden_sizes, n_actions], output_gain=0.01))
 
 
 def build_critic(obs_dim: int, cfg: A3CConfig) -> torch.nn.Module:
     """V_phi(s): a separate MLP with its own parameters."""
     return mlp([obs_dim, *cfg.hidden_sizes, 1], output_gain=1.0)
-
-
-def load_policy(run_dir):
-    """Greedy policy of a finished run: numpy obs (n, obs_dim) -> actions (n,)."""
-    actor, _ = load_actor(run_dir, A3CConfig, build_actor)
-    return greedy_policy(actor)
 
 
 class SharedAdam:
@@ -147,139 +140,199 @@ def n_step_returns(rewards: np.ndarray, terminated: bool, bootstrap_value: float
     return reward_to_go(rewards, gamma, 0.0 if terminated else bootstrap_value)
 
 
-def a3c_loss(logits, values, actions, returns, vf_coef: float, ent_coef: float):
-    """The combined actor-critic loss of one segment; returns (loss, policy, value, entropy)."""
-    dist = Categorical(logits=logits)
-    advantages = returns - values.detach()  # the critic enters the policy term as a number
-    policy_loss = -(dist.log_prob(actions) * advantages).mean()
-    value_loss = 0.5 * ((returns - values) ** 2).mean()
-    entropy = dist.entropy().mean()
-    return policy_loss + vf_coef * value_loss - ent_coef * entropy, policy_loss, value_loss, entropy
+def policy_loss_fn(logp: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
+    """-E[log pi(a|s) A]: the policy-gradient loss; ``advantages`` carry no gradient."""
+    return -(logp * advantages).mean()
 
 
-def worker(index, cfg, env_id, seed, obs_dim, n_actions, global_actor, global_critic, optimizer,
-           counter, active, paused, stop, pause, queue):
-    """One asynchronous actor-learner. Messages to the main process:
+@dataclass
+class Shared:
+    """What the main process and every worker share: the global model, its optimizer, the
+    step counter and the control flags, and the queue of rows for the one CSV writer."""
 
-    ("episode", worker, global_step, return, length), ("update", worker, global_step, metrics),
-    ("error", worker, traceback text).
-    """
-    # Ctrl-C in a terminal reaches the whole process group; the main process alone handles it
-    # and stops us through ``stop``.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    actor: Actor
+    critic: torch.nn.Module
+    optimizer: SharedAdam
+    counter: object  # global_step: transitions taken by all workers (multiprocessing.Value)
+    active: object   # workers still in their loop
+    paused: object   # workers waiting at the pause gate
+    stop: object     # multiprocessing.Event: leave the loop
+    pause: object    # multiprocessing.Event: wait at the gate (the main process is evaluating)
+    queue: object    # ("episode", worker, step, return, length) | ("update", worker, step, metrics)
+                     # | ("error", worker, traceback text)
+
+
+def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_actions: int,
+           shared: Shared) -> None:
+    """One asynchronous actor-learner (Mnih et al. 2016, algorithm S3)."""
+    for s in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, signal.SIG_IGN)
+    # The main process blocked these while it started us (start_workers); what arrived in
+    # between is now discarded (SIGINT, SIGHUP) or delivered (SIGTERM).
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, RUN_SIGNALS)
     env = None
     try:
         torch.set_num_threads(1)
         torch.manual_seed(seed * 1_000 + index)
-        raise_after = int(os.environ.get(DEBUG_RAISE_ENV, "0")) if index == 0 else 0
         parent = os.getppid()
         env = make_env(env_id)
         env.action_space.seed(seed + index)
         obs, _ = env.reset(seed=seed + index)
         actor, critic = build_actor(obs_dim, n_actions, cfg), build_critic(obs_dim, cfg)
         actor_params, critic_params = list(actor.parameters()), list(critic.parameters())
-        local_params = actor_params + critic_params
-        ep_return, ep_length, my_steps = 0.0, 0, 0
-        budget_spent = False
+        ep_return, ep_length = 0.0, 0
 
-        while not budget_spent and not stop.is_set():
-            if os.getppid() != parent:  # the main process died without stopping us
-                break
-            if pause.is_set():  # the main process is evaluating the global policy
-                with paused.get_lock():
-                    paused.value += 1
-                while pause.is_set() and not stop.is_set():
-                    time.sleep(0.001)
-                with paused.get_lock():
-                    paused.value -= 1
+        while not shared.stop.is_set() and os.getppid() == parent:
+            if shared.pause.is_set():
+                wait_at_gate(shared, parent)
                 continue
 
-            actor.load_state_dict(global_actor.state_dict())
-            critic.load_state_dict(global_critic.state_dict())
+            # 1. Copy theta, phi from the global model.
+            actor.load_state_dict(shared.actor.state_dict())
+            critic.load_state_dict(shared.critic.state_dict())
+
+            # 2. Act for up to t_max steps, or to the end of the episode.
             seg_obs, seg_actions, seg_rewards = [], [], []
-            terminated = False
+            terminated = truncated = budget_spent = False
             for _ in range(cfg.num_steps):
-                with counter.get_lock():
-                    if counter.value >= cfg.total_steps:
-                        budget_spent = True
-                        break
-                    counter.value += 1
-                    global_step = counter.value
+                global_step = claim_step(shared.counter, cfg.total_steps)
+                if global_step is None:
+                    budget_spent = True
+                    break
                 with torch.no_grad():
-                    action = Categorical(logits=actor(torch.as_tensor(obs, dtype=torch.float32))).sample().item()
+                    action = actor.dist(torch.as_tensor(obs, dtype=torch.float32)).sample().item()
                 next_obs, reward, terminated, truncated, _ = env.step(action)
                 seg_obs.append(obs)
                 seg_actions.append(action)
                 seg_rewards.append(float(reward))
                 ep_return += float(reward)
                 ep_length += 1
-                my_steps += 1
-                if raise_after and my_steps >= raise_after:
-                    raise RuntimeError(f"debug: worker {index} raised after {my_steps} steps ({DEBUG_RAISE_ENV})")
                 obs = next_obs
                 if terminated or truncated:
-                    queue.put(("episode", index, global_step, ep_return, ep_length))
+                    shared.queue.put(("episode", index, global_step, ep_return, ep_length))
                     ep_return, ep_length = 0.0, 0
                     break
             if not seg_rewards:
                 break
 
-            # obs is the observation the segment ended on: the final one of a truncated
-            # episode, or the state t_max cut at. It is bootstrapped unless terminated.
+            # 3. n-step returns: bootstrap from V(obs the segment ended on) unless terminated
+            #    (a time-limit truncation or the t_max cut is not an end of the task).
             with torch.no_grad():
                 bootstrap = float(critic(torch.as_tensor(obs, dtype=torch.float32)))
             if terminated or truncated:
                 obs, _ = env.reset()
-            returns = n_step_returns(np.array(seg_rewards), terminated, bootstrap, cfg.gamma)
-            obs_t = torch.as_tensor(np.array(seg_obs), dtype=torch.float32)
-            loss, policy_loss, value_loss, entropy = a3c_loss(
-                actor(obs_t), critic(obs_t).squeeze(-1), torch.as_tensor(seg_actions),
-                torch.as_tensor(returns, dtype=torch.float32), cfg.vf_coef, cfg.ent_coef)
-            for p in local_params:
+            returns = torch.as_tensor(n_step_returns(np.array(seg_rewards), terminated, bootstrap, cfg.gamma),
+                                      dtype=torch.float32)
+            obs_t, actions_t = torch.as_tensor(np.array(seg_obs), dtype=torch.float32), torch.as_tensor(seg_actions)
+
+            # 4. The actor-critic loss on the segment, with the local copies.
+            dist = actor.dist(obs_t)
+            logp = dist.log_prob(actions_t)
+            entropy = dist.entropy().mean()
+            values = critic(obs_t).squeeze(-1)
+            policy_loss = policy_loss_fn(logp, returns - values.detach())
+            value_loss = 0.5 * (values - returns).square().mean()
+            loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
+            for p in actor_params + critic_params:
                 p.grad = None
             loss.backward()
-            # Each network is clipped on its own: the critic's gradient, which scales with the
-            # returns (~100 on CartPole), must not shrink the policy's step.
-            norm = float(torch.nn.utils.clip_grad_norm_(actor_params, cfg.max_grad_norm))
+            norm = grad_norm(actor_params)
+            # Each network is clipped on its own, so the critic's error, whose gradient scales
+            # with the returns (~100 on CartPole), does not set the actor's clip factor.
+            torch.nn.utils.clip_grad_norm_(actor_params, cfg.max_grad_norm)
             torch.nn.utils.clip_grad_norm_(critic_params, cfg.max_grad_norm)
-            step_now = counter.value
-            lr = cfg.learning_rate * max(0.0, 1.0 - step_now / cfg.total_steps) if cfg.anneal_lr else cfg.learning_rate
-            optimizer.step([p.grad for p in local_params], lr)
-            queue.put(("update", index, step_now, {
-                "policy_loss": float(policy_loss.detach()), "value_loss": float(value_loss.detach()),
-                "entropy": float(entropy.detach()), "grad_norm": norm, "learning_rate": lr,
+
+            # 5. Push the local gradients into the global model (Hogwild: no lock).
+            step_now = shared.counter.value
+            lr = cfg.learning_rate * (max(0.0, 1.0 - step_now / cfg.total_steps) if cfg.anneal_lr else 1.0)
+            shared.optimizer.step([p.grad for p in actor_params + critic_params], lr)
+            with torch.no_grad():
+                log_ratio = shared.actor.dist(obs_t).log_prob(actions_t) - logp.detach()
+            shared.queue.put(("update", index, step_now, {
+                "policy_loss": float(policy_loss), "value_loss": float(value_loss),
+                "entropy": float(entropy), "approx_kl": float(approx_kl(log_ratio)),
+                "grad_norm": float(norm), "learning_rate": lr,
+                "explained_variance": explained_variance(values.detach(), returns),
                 "segment_length": len(seg_rewards)}))
+            if budget_spent:
+                break
     except BaseException:
-        queue.put(("error", index, traceback.format_exc()))
+        shared.queue.put(("error", index, traceback.format_exc()))
         sys.exit(1)
     finally:
-        with active.get_lock():
-            active.value -= 1
+        with shared.active.get_lock():
+            shared.active.value -= 1
         if env is not None:
             env.close()
+
+
+def claim_step(counter, total_steps: int) -> int | None:
+    """Take one step of the shared budget: the new global_step, or None when it is spent."""
+    with counter.get_lock():
+        if counter.value >= total_steps:
+            return None
+        counter.value += 1
+        return counter.value
+
+
+def wait_at_gate(shared: Shared, parent: int) -> None:
+    """Hold still while the main process evaluates; leave if it stops us or dies (it could
+    be killed while we wait, and then nobody would ever clear the pause)."""
+    with shared.paused.get_lock():
+        shared.paused.value += 1
+    while shared.pause.is_set() and not shared.stop.is_set() and os.getppid() == parent:
+        time.sleep(0.001)
+    with shared.paused.get_lock():
+        shared.paused.value -= 1
 
 
 class WorkerError(RuntimeError):
     """A worker process raised; the message carries its exception."""
 
 
-def train(cfg: A3CConfig, run) -> torch.nn.Module:
+def start_workers(workers) -> None:
+    """Start every worker with the run's signals held back, then act on what arrived.
+
+    A Ctrl-C, SIGTERM or hang-up that arrives while the workers start is
+    deferred, not dropped: a handler only records it, and once every worker
+    has started, the handler that was in place before runs (for Ctrl-C,
+    KeyboardInterrupt), so the run stops as usual. The main thread also
+    blocks the signals while it forks, so each worker starts with them
+    blocked (spawn's fork and exec keep the mask) and a Ctrl-C to the
+    process group cannot interrupt it while it imports torch; each worker
+    ignores SIGINT and SIGHUP before it unblocks them (``worker``).
+    """
+    arrived: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: arrived.append(signum)) for s in RUN_SIGNALS}
+    signal.pthread_sigmask(signal.SIG_BLOCK, RUN_SIGNALS)
+    try:
+        for w in workers:
+            w.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, RUN_SIGNALS)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if arrived:
+        handler = previous[arrived[0]]
+        if callable(handler):
+            handler(arrived[0], None)
+        elif handler != signal.SIG_IGN:
+            raise KeyboardInterrupt
+
+
+def train(cfg: A3CConfig, run) -> Actor:
     ctx = torch.multiprocessing.get_context("spawn")
     actor = build_actor(run.obs_dim, run.n_actions, cfg)
     critic = build_critic(run.obs_dim, cfg)
     actor.share_memory()
     critic.share_memory()
-    optimizer = SharedAdam(list(actor.parameters()) + list(critic.parameters()), eps=cfg.adam_eps)
-
-    counter = ctx.Value("q", 0)             # global_step: transitions taken by all workers
-    active = ctx.Value("i", cfg.num_workers)  # workers still in their loop
-    paused = ctx.Value("i", 0)              # workers waiting at the pause gate
-    stop, pause = ctx.Event(), ctx.Event()
-    queue = ctx.Queue()
+    shared = Shared(
+        actor, critic, SharedAdam(list(actor.parameters()) + list(critic.parameters()), eps=cfg.adam_eps),
+        counter=ctx.Value("q", 0), active=ctx.Value("i", cfg.num_workers), paused=ctx.Value("i", 0),
+        stop=ctx.Event(), pause=ctx.Event(), queue=ctx.Queue())
     workers = [
-        ctx.Process(target=worker, name=f"a3c-worker-{i}", daemon=True, args=(
-            i, cfg, run.env_id, run.seed, run.obs_dim, run.n_actions, actor, critic, optimizer,
-            counter, active, paused, stop, pause, queue))
+        ctx.Process(target=worker, name=f"a3c-worker-{i}", daemon=True,
+                    args=(i, cfg, run.env_id, run.seed, run.obs_dim, run.n_actions, shared))
         for i in range(cfg.num_workers)
     ]
     errors: list[str] = []
@@ -287,7 +340,7 @@ def train(cfg: A3CConfig, run) -> torch.nn.Module:
     def drain(timeout: float) -> None:
         """Log every queued message; the first get waits up to ``timeout`` seconds."""
         try:
-            message = queue.get(timeout=timeout) if timeout > 0 else queue.get_nowait()
+            message = shared.queue.get(timeout=timeout) if timeout > 0 else shared.queue.get_nowait()
         except Empty:
             return
         while True:
@@ -301,54 +354,47 @@ def train(cfg: A3CConfig, run) -> torch.nn.Module:
             else:
                 errors.append(f"worker {index}: {message[2]}")
             try:
-                message = queue.get_nowait()
+                message = shared.queue.get_nowait()
             except Empty:
                 return
 
+    def check_workers() -> bool:
+        """Raise WorkerError if a worker failed; True when all have left their loop."""
+        if errors:
+            raise WorkerError(errors[0].strip().splitlines()[-1])
+        if any(w.is_alive() for w in workers):
+            return False
+        drain(0)  # rows queued after the last check
+        if errors:
+            raise WorkerError(errors[0].strip().splitlines()[-1])
+        bad = [w for w in workers if w.exitcode != 0]
+        if bad:
+            raise WorkerError(f"{bad[0].name} exited with status {bad[0].exitcode}")
+        return True
+
     def wait_for_pause() -> None:
         """Hold the workers at their gate so evaluation sees a fixed policy and no steps pass."""
-        pause.set()
+        shared.pause.set()
         deadline = time.monotonic() + SHUTDOWN_GRACE_S
-        while paused.value < active.value and time.monotonic() < deadline:
+        while shared.paused.value < shared.active.value and time.monotonic() < deadline:
             if not any(w.is_alive() for w in workers):
                 break
             drain(0.001)
 
     try:
-        # Children inherit an ignored SIGINT through spawn's exec, and Python then installs no
-        # KeyboardInterrupt handler in them: a Ctrl-C while they are still importing torch
-        # cannot print their tracebacks. The main process keeps its own handler.
-        main_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            for w in workers:
-                w.start()
-        finally:
-            signal.signal(signal.SIGINT, main_sigint)
-        if os.environ.get(DEBUG_PIDS_ENV):
-            with open(os.environ[DEBUG_PIDS_ENV], "w") as f:
-                f.write("".join(f"{w.pid}\n" for w in workers))
+        start_workers(workers)
         last_step = 0
         while True:
             drain(0.05)
-            if errors:
-                raise WorkerError(errors[0].strip().splitlines()[-1])
-            finished = not any(w.is_alive() for w in workers)
-            if finished:
-                drain(0)  # rows queued after the last check
-                if errors:
-                    raise WorkerError(errors[0].strip().splitlines()[-1])
-                bad = [w for w in workers if w.exitcode != 0]
-                if bad:
-                    raise WorkerError(f"{bad[0].name} exited with status {bad[0].exitcode}")
-            step = counter.value
+            finished = check_workers()
+            step = shared.counter.value
             if step > last_step or finished:
                 last_step = step
-                evaluating = run.eval_due(step)
-                if evaluating:
+                if run.eval_due(step):
                     wait_for_pause()
-                    step = counter.value
+                    step = shared.counter.value
                 stop_early = run.update_boundary(step, actor)
-                pause.clear()
+                shared.pause.clear()
                 if stop_early or finished:
                     break
     except BaseException:
@@ -356,17 +402,17 @@ def train(cfg: A3CConfig, run) -> torch.nn.Module:
             print(text, file=sys.stderr)
         raise
     finally:
-        _stop_workers(workers, stop, pause, drain)
+        _stop_workers(workers, shared, drain)
     return actor
 
 
-def _stop_workers(workers, stop, pause, drain) -> None:
+def _stop_workers(workers, shared: Shared, drain) -> None:
     """Stop, join, and if need be terminate then kill every worker; keep logging their rows."""
     # A second Ctrl-C or SIGTERM must not cut this short and leave workers behind.
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in RUN_SIGNALS}
     try:
-        stop.set()
-        pause.clear()
+        shared.stop.set()
+        shared.pause.clear()
         deadline = time.monotonic() + SHUTDOWN_GRACE_S
         # Draining while joining matters: a process that has put rows on a queue does not
         # exit until they are flushed to the pipe (Python docs, "Joining processes that use

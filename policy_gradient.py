@@ -23,16 +23,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.distributions import Categorical
 
+from rlsuite.distributions import Actor
 from rlsuite.envs import run_episodes
-from rlsuite.evaluation import greedy_policy, load_actor
+from rlsuite.evaluation import load_policy  # noqa: F401  (the protocol's loader, written once)
 from rlsuite.nets import grad_norm, mlp
-from rlsuite.policy import approx_kl, explained_variance, log_prob
+from rlsuite.policy import approx_kl, explained_variance
 from rlsuite.returns import discounted_return, normalize, reward_to_go
 
 ESTIMATORS = ("total_return", "reward_to_go", "baseline", "advantage")
-UPDATE_COLUMNS = ["greedy_action_prob", "batch_mean_return", "explained_variance"]
+UPDATE_COLUMNS = ["value_learning_rate", "greedy_action_prob", "batch_mean_return"]
 
 
 @dataclass
@@ -69,20 +69,14 @@ class PolicyGradientConfig:
                              f"got {self.estimator!r}")
 
 
-def build_actor(obs_dim: int, n_actions: int, cfg: PolicyGradientConfig) -> torch.nn.Module:
+def build_actor(obs_dim: int, n_actions: int, cfg: PolicyGradientConfig) -> Actor:
     """pi_theta(a|s): an MLP from observations to action logits (head gain 0.01: near-uniform start)."""
-    return mlp([obs_dim, *cfg.hidden_sizes, n_actions], output_gain=0.01)
+    return Actor(mlp([obs_dim, *cfg.hidden_sizes, n_actions], output_gain=0.01))
 
 
 def build_critic(obs_dim: int, cfg: PolicyGradientConfig) -> torch.nn.Module:
     """V_phi(s): a separate MLP with its own parameters."""
     return mlp([obs_dim, *cfg.hidden_sizes, 1], output_gain=1.0)
-
-
-def load_policy(run_dir):
-    """Greedy policy of a finished run: numpy obs (n, obs_dim) -> actions (n,)."""
-    actor, _ = load_actor(run_dir, PolicyGradientConfig, build_actor)
-    return greedy_policy(actor)
 
 
 def episode_weights(episodes, estimator: str, gamma: float, critic=None) -> tuple[np.ndarray, np.ndarray]:
@@ -117,37 +111,31 @@ def episode_weights(episodes, estimator: str, gamma: float, critic=None) -> tupl
     return weights, returns_to_go
 
 
-def policy_loss_fn(logits: torch.Tensor, actions: torch.Tensor, weights: torch.Tensor,
-                   ent_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """-mean_t[ log pi(a_t|s_t) * Psi_t ] - ent_coef * mean entropy; returns (loss, entropy).
-
-    ``weights`` must not require grad: Psi_t is a fixed number per step.
-    """
-    dist = Categorical(logits=logits)
-    entropy = dist.entropy().mean()
-    loss = -(dist.log_prob(actions) * weights).mean() - ent_coef * entropy
-    return loss, entropy
+def policy_loss_fn(logp: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """-mean_t[ log pi(a_t|s_t) * Psi_t ]; ``weights`` must not require grad: Psi_t is a fixed number."""
+    return -(logp * weights).mean()
 
 
-def train(cfg: PolicyGradientConfig, run, actor=None, critic=None) -> torch.nn.Module:
+def train(cfg: PolicyGradientConfig, run, actor=None, critic=None) -> Actor:
     """REINFORCE; ``actor``/``critic`` default to fresh ``build_actor``/``build_critic`` networks
     (variance_study.py passes its own, to look at the baseline as training goes)."""
     actor = build_actor(run.obs_dim, run.n_actions, cfg) if actor is None else actor
     critic = build_critic(run.obs_dim, cfg) if critic is None else critic
     uses_critic = cfg.estimator in ("baseline", "advantage")
-    policy_opt = torch.optim.Adam(actor.parameters(), lr=cfg.learning_rate)
-    value_opt = torch.optim.Adam(critic.parameters(), lr=cfg.value_learning_rate)
+    policy_optimizer = torch.optim.Adam(actor.parameters(), lr=cfg.learning_rate)
+    value_optimizer = torch.optim.Adam(critic.parameters(), lr=cfg.value_learning_rate)
     envs = run.make_envs(cfg.episodes_per_update)
 
     def sample(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return Categorical(logits=actor(torch.as_tensor(obs))).sample().numpy()
+            return actor.dist(torch.as_tensor(obs)).sample().numpy()
 
     global_step = 0
     while global_step < cfg.total_steps:
         frac = 1.0 - global_step / cfg.total_steps if cfg.anneal_lr else 1.0
-        policy_opt.param_groups[0]["lr"] = cfg.learning_rate * frac
-        value_opt.param_groups[0]["lr"] = cfg.value_learning_rate * frac
+        lr, value_lr = cfg.learning_rate * frac, cfg.value_learning_rate * frac
+        policy_optimizer.param_groups[0]["lr"] = lr
+        value_optimizer.param_groups[0]["lr"] = value_lr
 
         # 1. Sample N complete episodes with the current stochastic policy.
         episodes = run_episodes(envs, sample)
@@ -160,42 +148,45 @@ def train(cfg: PolicyGradientConfig, run, actor=None, critic=None) -> torch.nn.M
             episodes, cfg.estimator, cfg.gamma, critic if uses_critic else None)
         obs = torch.as_tensor(np.concatenate([ep["obs"] for ep in episodes]))
         actions = torch.as_tensor(np.concatenate([ep["actions"] for ep in episodes]))
-        weights_t = torch.as_tensor(weights, dtype=torch.float32)
 
         # 3. One gradient step on the policy: ascend sum_t log pi(a_t|s_t) Psi_t.
-        logits = actor(obs)
-        loss, entropy = policy_loss_fn(logits, actions, weights_t, cfg.ent_coef)
-        policy_opt.zero_grad()
+        dist = actor.dist(obs)
+        logp = dist.log_prob(actions)
+        entropy = dist.entropy().mean()
+        policy_loss = policy_loss_fn(logp, torch.as_tensor(weights, dtype=torch.float32))
+        loss = policy_loss - cfg.ent_coef * entropy
+        policy_optimizer.zero_grad()
         loss.backward()
         norm = grad_norm(actor.parameters())
         torch.nn.utils.clip_grad_norm_(actor.parameters(), cfg.max_grad_norm)
-        policy_opt.step()
+        policy_optimizer.step()
 
         with torch.no_grad():
-            old_logp, old_logp_all = log_prob(logits, actions)
             # how far this step moved the policy, on the batch's own actions
-            kl_estimate = float(approx_kl(log_prob(actor(obs), actions)[0] - old_logp))
-            greedy_prob = float(old_logp_all.exp().max(dim=-1).values.mean())
+            log_ratio = actor.dist(obs).log_prob(actions) - logp
+            greedy_prob = float(dist.log_probs_all.exp().max(dim=-1).values.mean())
 
         # 4. Fit the baseline V(s) to the returns-to-go (its own network and optimizer).
         value_loss = explained_var = None
         if uses_critic:
             targets = torch.as_tensor(returns_to_go, dtype=torch.float32)
-            for _ in range(cfg.value_iterations):
-                v_loss = 0.5 * ((critic(obs).squeeze(-1) - targets) ** 2).mean()
-                value_opt.zero_grad()
-                v_loss.backward()
-                value_opt.step()
-            value_loss = v_loss.item()
-            with torch.no_grad():
+            with torch.no_grad():  # the baseline the weights were computed with, before this fit
                 explained_var = explained_variance(critic(obs).squeeze(-1), targets)
+            value_losses = []
+            for _ in range(cfg.value_iterations):
+                value_loss = 0.5 * (critic(obs).squeeze(-1) - targets).square().mean()
+                value_optimizer.zero_grad()
+                value_loss.backward()
+                value_optimizer.step()
+                value_losses.append(value_loss.detach())
+            value_loss = torch.stack(value_losses).mean()
 
         run.log_update(
-            global_step, policy_loss=loss.item(), value_loss=value_loss, entropy=entropy.item(),
-            approx_kl=kl_estimate, grad_norm=norm, learning_rate=policy_opt.param_groups[0]["lr"],
+            global_step, policy_loss=policy_loss, value_loss=value_loss, entropy=entropy,
+            approx_kl=approx_kl(log_ratio), grad_norm=norm, learning_rate=lr,
+            explained_variance=explained_var, value_learning_rate=value_lr if uses_critic else None,
             greedy_action_prob=greedy_prob,
             batch_mean_return=float(np.mean([ep["rewards"].sum() for ep in episodes])),
-            explained_variance=explained_var,
         )
         if run.update_boundary(global_step, actor):
             break

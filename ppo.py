@@ -34,8 +34,8 @@ overhead next to its arithmetic; measured here (bench/profile_ppo.py), the
 The loop therefore keeps per-minibatch work to the loss, its backward,
 clipping and the Adam step; the diagnostics (approx KL, clip fraction,
 explained variance) are computed once per update from saved per-sample
-values (``minibatch_diagnostics``), Adam is the fused kernel, and the
-rollout's old log-probs and values come from one batched call each.
+values, Adam is the fused kernel, and the rollout's old log-probs and
+values come from one batched call each.
 bench/profile_ppo.py shows where the time goes; bench/ppo_vs_sb3.py compares
 with Stable-Baselines3.
 """
@@ -44,16 +44,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from rlsuite.evaluation import greedy_policy, load_actor
-from rlsuite.nets import mlp
-from rlsuite.policy import approx_kl, entropy, log_prob
-from rlsuite.returns import gae
+from rlsuite.distributions import Actor
+from rlsuite.evaluation import load_policy  # noqa: F401  (the protocol's loader, written once)
+from rlsuite.nets import grad_norm, mlp
+from rlsuite.policy import approx_kl, explained_variance
+from rlsuite.returns import normalize
 from rlsuite.rollout import Rollout
 
-UPDATE_COLUMNS = ["clip_fraction", "explained_variance", "epochs_done"]
+UPDATE_COLUMNS = ["clip_fraction", "epochs_done"]
 
 
 @dataclass
@@ -100,20 +100,14 @@ class PPOConfig:
                              f"{self.num_envs * self.num_steps}, got {self.minibatch_size}")
 
 
-def build_actor(obs_dim: int, n_actions: int, cfg) -> torch.nn.Module:
+def build_actor(obs_dim: int, n_actions: int, cfg) -> Actor:
     """pi_theta(a|s): observations -> action logits (head gain 0.01: near-uniform start)."""
-    return mlp([obs_dim, *cfg.hidden_sizes, n_actions], output_gain=0.01)
+    return Actor(mlp([obs_dim, *cfg.hidden_sizes, n_actions], output_gain=0.01))
 
 
 def build_critic(obs_dim: int, cfg) -> torch.nn.Module:
     """V_phi(s): a separate MLP with its own parameters (head gain 1)."""
     return mlp([obs_dim, *cfg.hidden_sizes, 1], output_gain=1.0)
-
-
-def load_policy(run_dir):
-    """Greedy policy of a finished run: numpy obs (n, obs_dim) -> actions (n,)."""
-    actor, _ = load_actor(run_dir, PPOConfig, build_actor)
-    return greedy_policy(actor)
 
 
 def clipped_surrogate_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
@@ -135,40 +129,7 @@ def value_loss_fn(values: torch.Tensor, returns: torch.Tensor, old_values: torch
     return 0.5 * torch.max((values - returns).square(), (clipped - returns).square()).mean()
 
 
-def minibatch_diagnostics(log_ratio: torch.Tensor, values: torch.Tensor, returns: torch.Tensor,
-                          segment: torch.Tensor, n_segments: int, clip_coef: float):
-    """Per-minibatch approx_kl, clip fraction and explained variance, averaged over minibatches.
-
-    All inputs are flat over every sample of every minibatch; ``segment``
-    says which minibatch each sample was in. approx_kl is the k3 estimator
-    E[(r - 1) - log r] of KL(pi_old || pi) (Schulman 2020, "Approximating KL
-    divergence"), unbiased and never negative. Explained variance is
-    1 - Var[R - V] / Var[R] within each minibatch, averaged over the
-    minibatches where Var[R] > 0 (nan if none: e.g. every return equal).
-    Segment sums replace a loop over minibatches: a handful of ops per update.
-    """
-    counts = torch.zeros(n_segments).index_add_(0, segment, torch.ones_like(values))
-
-    def seg_mean(x):
-        return torch.zeros(n_segments, dtype=x.dtype).index_add_(0, segment, x) / counts
-
-    def seg_var(x):  # two-pass: returns near 100 with tiny spread cancel badly in E[x^2] - E[x]^2
-        return seg_mean((x - seg_mean(x)[segment]).square())
-
-    ratio = log_ratio.exp()
-    approx_kl = seg_mean((ratio - 1) - log_ratio).mean()
-    clip_fraction = seg_mean(((ratio - 1).abs() > clip_coef).float()).mean()
-    var_returns = seg_var(returns)
-    explained = 1 - seg_var(returns - values) / var_returns
-    explained_variance = explained[var_returns > 1e-8 * (1 + seg_mean(returns).square())].mean()
-    return approx_kl, clip_fraction, explained_variance
-
-
-
-
-
-
-def train(cfg: PPOConfig, run) -> torch.nn.Module:
+def train(cfg: PPOConfig, run) -> Actor:
     actor = build_actor(run.obs_dim, run.n_actions, cfg)
     critic = build_critic(run.obs_dim, cfg)
     params = [*actor.parameters(), *critic.parameters()]
@@ -176,7 +137,6 @@ def train(cfg: PPOConfig, run) -> torch.nn.Module:
     # detail 3). fused: one kernel per step; measured here 0.14 ms per Adam step against
     # 0.38 ms (foreach) and 0.49 ms (for-loop), the largest single cost of the update.
     optimizer = torch.optim.Adam(params, lr=cfg.learning_rate, eps=1e-5, fused=True)
-
     envs = run.make_vec_env(cfg.num_envs)
     rollout = Rollout(envs, cfg.num_steps, cfg.num_envs, run.obs_dim, run.seed)
 
@@ -188,77 +148,64 @@ def train(cfg: PPOConfig, run) -> torch.nn.Module:
         # 1. Roll out T steps in each of the N envs with pi_theta_old.
         global_step = rollout.collect(actor, run, global_step)
 
-        # 2. GAE advantages and critic targets R_t = A_t + V(s_t). V is evaluated on all
-        #    T + 1 rows in one call; row t + 1 after a truncated step is V(final obs).
-        with torch.inference_mode():
-            values = critic(rollout.obs).squeeze(-1).numpy().astype(np.float64)
-        advantages = gae(rollout.rewards, values, rollout.terminated, rollout.truncated,
-                         rollout.valid, cfg.gamma, cfg.gae_lambda)
-        returns = advantages + values[:-1]
-
-        # 3. Keep the valid steps only: reset steps are not transitions.
-        keep = rollout.valid_indices()
-        if len(keep) == 0:  # possible only with tiny rollouts (N * T == 1)
+        # 2. GAE advantages and critic targets R_t = A_t + V(s_t) on the valid steps.
+        with torch.no_grad():
+            batch = rollout.batch(critic(rollout.obs).squeeze(-1), cfg.gamma, cfg.gae_lambda)
+        if batch is None:
             continue
-        b_obs = rollout.obs[:-1].reshape(-1, run.obs_dim)[keep]
-        b_actions = rollout.actions.reshape(-1)[keep]
-        b_advantages, b_returns, b_values = (
-            torch.as_tensor(x.reshape(-1)[keep.numpy()], dtype=torch.float32)
-            for x in (advantages, returns, values[:-1]))
-        if cfg.norm_adv and len(keep) > 1:
-            b_advantages = (b_advantages - b_advantages.mean()) / (b_advantages.std() + 1e-8)
+        advantages = normalize(batch.advantages) if cfg.norm_adv else batch.advantages
         with torch.no_grad():
             # pi_theta_old(a|s): the parameters have not changed since the rollout sampled
             # these actions, so one batched call gives the same log-probs as T small ones.
-            b_old_logp, old_logp_all = log_prob(actor(b_obs), b_actions)
-            rollout_entropy = entropy(old_logp_all)
+            old_dist = actor.dist(batch.obs)
+            old_logp = old_dist.log_prob(batch.actions)
+            entropy = old_dist.entropy().mean()
 
-        # 4. K epochs over shuffled minibatches that together cover the rollout. All
+        # 3. K epochs over shuffled minibatches that together cover the rollout. All
         #    epochs' permutations are drawn and gathered at once; minibatches are views.
-        n = len(keep)
+        n = len(batch)
         n_mb = math.ceil(n / cfg.minibatch_size)
         perm = torch.rand(cfg.update_epochs, n).argsort(dim=1)
         e_obs, e_actions, e_adv, e_ret, e_val, e_old_logp = (
-            x[perm] for x in (b_obs, b_actions, b_advantages, b_returns, b_values, b_old_logp))
+            x[perm] for x in (batch.obs, batch.actions, advantages, batch.returns, batch.values, old_logp))
         vclip = cfg.clip_coef if cfg.clip_vloss else None
-        losses, log_ratios, new_values = [], [], []
+        stats, log_ratios = [], []
         epochs_done = 0
         for epoch in range(cfg.update_epochs):
             for mb in zip(*(x[epoch].tensor_split(n_mb) for x in
                             (e_obs, e_actions, e_adv, e_ret, e_val, e_old_logp))):
                 mb_obs, mb_actions, mb_adv, mb_ret, mb_val, mb_old_logp = mb
-                logp, logp_all = log_prob(actor(mb_obs), mb_actions)
-                pg_loss, log_ratio = clipped_surrogate_loss(logp, mb_old_logp, mb_adv, cfg.clip_coef)
-                v = critic(mb_obs).squeeze(-1)
-                v_loss = value_loss_fn(v, mb_ret, mb_val, vclip)
-                loss = pg_loss + cfg.vf_coef * v_loss
+                dist = actor.dist(mb_obs)
+                policy_loss, log_ratio = clipped_surrogate_loss(
+                    dist.log_prob(mb_actions), mb_old_logp, mb_adv, cfg.clip_coef)
+                value_loss = value_loss_fn(critic(mb_obs).squeeze(-1), mb_ret, mb_val, vclip)
+                loss = policy_loss + cfg.vf_coef * value_loss
                 if cfg.ent_coef > 0:  # with c2 = 0 the bonus costs ~8 autograd ops for nothing
-                    loss = loss - cfg.ent_coef * entropy(logp_all)
+                    loss = loss - cfg.ent_coef * dist.entropy().mean()
 
                 optimizer.zero_grad()
                 loss.backward()
-                norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
+                norm = grad_norm(actor.parameters())
+                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
                 optimizer.step()
-                losses.append(torch.stack([pg_loss, v_loss, norm]).detach())
+                stats.append(torch.stack([policy_loss, value_loss, norm]).detach())
                 log_ratios.append(log_ratio.detach())
-                new_values.append(v.detach())
             epochs_done += 1
-            if cfg.target_kl is not None:
-                epoch_kl = torch.stack([approx_kl(r) for r in log_ratios[-n_mb:]]).mean()
-                if float(epoch_kl) > cfg.target_kl:
-                    break
+            # target_kl: the epoch's k3 estimate, from the ratios each minibatch step started from
+            if cfg.target_kl is not None and float(approx_kl(torch.cat(log_ratios[-n_mb:]))) > cfg.target_kl:
+                break
 
-        # 5. Diagnostics, once per update (see minibatch_diagnostics).
-        segment = torch.arange(epochs_done * n_mb).repeat_interleave(
-            torch.tensor([len(r) for r in log_ratios]))
-        mean_kl, clip_fraction, explained_var = minibatch_diagnostics(
-            torch.cat(log_ratios), torch.cat(new_values), e_ret[:epochs_done].reshape(-1),
-            segment, epochs_done * n_mb, cfg.clip_coef)
-        pg_loss, v_loss, norm = torch.stack(losses).mean(dim=0).tolist()
+        # 4. Diagnostics, once per update (docs/README.md, glossary).
+        ratios = torch.cat(log_ratios).exp()
+        clip_fraction = ((ratios - 1).abs() > cfg.clip_coef).float().mean()
+        with torch.no_grad():
+            log_ratio = actor.dist(batch.obs).log_prob(batch.actions) - old_logp
+        policy_loss, value_loss, norm = torch.stack(stats).mean(dim=0).tolist()
         run.log_update(
-            global_step, policy_loss=pg_loss, value_loss=v_loss, entropy=rollout_entropy,
-            approx_kl=mean_kl, grad_norm=norm, learning_rate=lr, clip_fraction=clip_fraction,
-            explained_variance=explained_var, epochs_done=epochs_done)
+            global_step, policy_loss=policy_loss, value_loss=value_loss, entropy=entropy,
+            approx_kl=approx_kl(log_ratio), grad_norm=norm, learning_rate=lr,
+            explained_variance=explained_variance(batch.values, batch.returns),
+            clip_fraction=clip_fraction, epochs_done=epochs_done)
         if run.update_boundary(global_step, actor):
             break
     envs.close()

@@ -9,9 +9,10 @@ divergence between the policy that collected the data and the new one:
 Linearizing L (gradient g) and taking the KL to second order (Fisher matrix F,
 the Hessian of KL_bar at theta_old) gives the natural-gradient step
 
-    x = F^-1 g                     solved approximately by conjugate gradient, which
-                                   only needs products F v (Fisher-vector products)
-    theta_new = theta_old + sqrt(2 delta / x^T F x) * x
+    x = F^-1 g                        the step direction, solved approximately by conjugate
+                                      gradient, which only needs products F v
+    beta = sqrt(2 delta / x^T F x)    its scale, which puts the quadratic KL model on the bound
+    theta_new = theta_old + beta x
 
 followed by a backtracking line search (Schulman et al. 2015, appendix C):
 the step is shrunk by ``backtrack_coef`` until the surrogate improves and the
@@ -26,16 +27,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.distributions import Categorical, kl_divergence
 
-from rlsuite.evaluation import greedy_policy, load_actor
+from rlsuite.distributions import Actor
+from rlsuite.evaluation import load_policy  # noqa: F401  (the protocol's loader, written once)
 from rlsuite.nets import flat_params, grad_norm, mlp, set_flat_params
 from rlsuite.policy import approx_kl, explained_variance
-from rlsuite.returns import gae, normalize
+from rlsuite.returns import normalize
 from rlsuite.rollout import Rollout
 
-UPDATE_COLUMNS = ["line_search_steps", "step_accepted", "kl_after", "surrogate_improvement",
-                  "explained_variance", "max_kl"]
+UPDATE_COLUMNS = ["value_learning_rate", "line_search_steps", "step_accepted", "kl_after",
+                  "surrogate_improvement", "max_kl"]
 
 
 @dataclass
@@ -53,7 +54,8 @@ class TRPOConfig:
     max_kl: float = 0.02
     """delta, the trust-region bound on the mean KL(pi_old || pi_new) (sb3-contrib's target_kl defaults to 0.01; 0.02 here, with anneal_max_kl, solved seeds 1-10 of CartPole-v1; 0.01 was not swept)"""
     damping: float = 1e-3
-    """lambda added to the Fisher matrix, (F + damping I) x = g, for a well-posed CG solve (rl-zoo CartPole-v1 cg_damping: 1e-3)"""
+    """lambda_d, added to the Fisher matrix so that CG solves the well-posed (F + lambda_d I) x = g
+    (rl-zoo CartPole-v1 cg_damping: 1e-3)"""
     cg_iters: int = 15
     """conjugate-gradient iterations per update (sb3-contrib cg_max_steps: 15; Schulman et al. 2015 use 10)"""
     backtrack_iters: int = 10
@@ -74,20 +76,14 @@ class TRPOConfig:
     """hidden layer widths of the policy and value MLPs (tanh; SB3's MlpPolicy default)"""
 
 
-def build_actor(obs_dim: int, n_actions: int, cfg: TRPOConfig) -> torch.nn.Module:
+def build_actor(obs_dim: int, n_actions: int, cfg: TRPOConfig) -> Actor:
     """pi_theta(a|s): an MLP from observations to action logits (head gain 0.01: near-uniform start)."""
-    return mlp([obs_dim, *cfg.hidden_sizes, n_actions], output_gain=0.01)
+    return Actor(mlp([obs_dim, *cfg.hidden_sizes, n_actions], output_gain=0.01))
 
 
 def build_critic(obs_dim: int, cfg: TRPOConfig) -> torch.nn.Module:
     """V_phi(s): a separate MLP with its own parameters."""
     return mlp([obs_dim, *cfg.hidden_sizes, 1], output_gain=1.0)
-
-
-def load_policy(run_dir):
-    """Greedy policy of a finished run: numpy obs (n, obs_dim) -> actions (n,)."""
-    actor, _ = load_actor(run_dir, TRPOConfig, build_actor)
-    return greedy_policy(actor)
 
 
 # -- the natural-gradient step: small pure functions ---------------------------
@@ -116,34 +112,38 @@ def conjugate_gradient(matvec, b: torch.Tensor, iters: int, residual_tol: float 
     return x
 
 
-def mean_kl(actor: torch.nn.Module, obs: torch.Tensor, old_logits: torch.Tensor) -> torch.Tensor:
-    """KL_bar = mean_s KL(pi_old(.|s) || pi_theta(.|s)); ``old_logits`` carry no gradient."""
-    return kl_divergence(Categorical(logits=old_logits), Categorical(logits=actor(obs))).mean()
+def mean_kl(actor: Actor, obs: torch.Tensor, old_dist) -> torch.Tensor:
+    """KL_bar = mean_s KL(pi_old(.|s) || pi_theta(.|s)); ``old_dist`` carries no gradient."""
+    return old_dist.kl(actor.dist(obs)).mean()
 
 
-def fisher_vector_product(actor: torch.nn.Module, obs: torch.Tensor, vector: torch.Tensor,
-                          damping: float) -> torch.Tensor:
-    """(F + damping I) v without forming F.
+def fisher_vector_product(actor: Actor, obs: torch.Tensor, damping: float):
+    """The map v -> (F + damping I) v, without forming F.
 
     F is the Hessian of KL_bar(theta) at theta = theta_old; for a categorical
     policy it equals the Fisher information matrix E_s[J^T (diag(p) - p p^T) J]
-    (J: Jacobian of the logits). Two backward passes ("Pearlmutter's trick"):
+    (J: Jacobian of the logits). Pearlmutter's trick gives F v as
     grad_theta[(grad_theta KL_bar) . v]. The old policy is the current one,
     detached, so KL_bar and its gradient are 0 here and only curvature remains.
+    grad_theta KL_bar is computed once, with its graph kept, and every product
+    (one per conjugate-gradient iteration) differentiates it again, as
+    sb3-contrib's TRPO does.
     """
     params = list(actor.parameters())
-    old_logits = actor(obs).detach()
-    kl = mean_kl(actor, obs, old_logits)
-    grads = torch.autograd.grad(kl, params, create_graph=True)
-    flat_grad = torch.cat([g.reshape(-1) for g in grads])
-    hvp = torch.autograd.grad(torch.dot(flat_grad, vector), params)
-    return torch.cat([h.reshape(-1) for h in hvp]) + damping * vector
+    kl = mean_kl(actor, obs, actor.dist(obs).detach())
+    grad_kl = torch.cat([g.reshape(-1) for g in torch.autograd.grad(kl, params, create_graph=True)])
+
+    def product(v: torch.Tensor) -> torch.Tensor:
+        hvp = torch.autograd.grad(torch.dot(grad_kl, v), params, retain_graph=True)
+        return torch.cat([h.reshape(-1) for h in hvp]) + damping * v
+
+    return product
 
 
-def surrogate(actor: torch.nn.Module, obs: torch.Tensor, actions: torch.Tensor,
-              old_log_probs: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
+def surrogate(actor: Actor, obs: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor,
+              advantages: torch.Tensor) -> torch.Tensor:
     """L(theta) = mean_t[ exp(log pi_theta(a_t|s_t) - log pi_old(a_t|s_t)) * A_t ]."""
-    ratio = torch.exp(Categorical(logits=actor(obs)).log_prob(actions) - old_log_probs)
+    ratio = torch.exp(actor.dist(obs).log_prob(actions) - old_logp)
     return (ratio * advantages).mean()
 
 
@@ -175,10 +175,10 @@ def line_search(actor: torch.nn.Module, full_step: torch.Tensor, evaluate, max_k
 
 
 
-def train(cfg: TRPOConfig, run) -> torch.nn.Module:
+def train(cfg: TRPOConfig, run) -> Actor:
     actor = build_actor(run.obs_dim, run.n_actions, cfg)
     critic = build_critic(run.obs_dim, cfg)
-    value_opt = torch.optim.Adam(critic.parameters(), lr=cfg.value_learning_rate)
+    value_optimizer = torch.optim.Adam(critic.parameters(), lr=cfg.value_learning_rate)
     envs = run.make_vec_env(cfg.num_envs)
     rollout = Rollout(envs, cfg.num_steps, cfg.num_envs, run.obs_dim, run.seed)
     # The critic's minibatches are drawn from this generator, seeded from the run's
@@ -187,88 +187,67 @@ def train(cfg: TRPOConfig, run) -> torch.nn.Module:
 
     global_step = 0
     while global_step < cfg.total_steps:
-        max_kl = cfg.max_kl * (1.0 - global_step / cfg.total_steps) if cfg.anneal_max_kl else cfg.max_kl
+        max_kl = cfg.max_kl * (1.0 - global_step / cfg.total_steps if cfg.anneal_max_kl else 1.0)
 
-        # 1. Roll out T steps in N envs with the current stochastic policy.
+        # 1. Roll out T steps in each of the N envs with pi_theta_old.
         global_step = rollout.collect(actor, run, global_step)
 
-        # 2. GAE(gamma, lambda) advantages; critic targets A_t + V(s_t). values[T] is
-        #    V(last observation): the bootstrap for envs still mid-episode.
+        # 2. GAE advantages and critic targets R_t = A_t + V(s_t) on the valid steps.
         with torch.no_grad():
-            values = critic(rollout.obs).squeeze(-1).numpy().astype(np.float64)
-        advantages = gae(rollout.rewards, values, rollout.terminated, rollout.truncated,
-                         rollout.valid, cfg.gamma, cfg.gae_lambda)
-        returns = advantages + values[:-1]
-
-        # Only valid steps are transitions: everything below sees them alone.
-        mask = rollout.valid.reshape(-1)
-        obs = rollout.obs[:-1].reshape(-1, run.obs_dim)[mask]
-        actions = rollout.actions.reshape(-1)[mask]
-        adv = advantages.reshape(-1)[mask]
-        if cfg.norm_adv:
-            adv = normalize(adv)
-        adv = torch.as_tensor(adv, dtype=torch.float32)
-        returns_t = torch.as_tensor(returns.reshape(-1)[mask], dtype=torch.float32)
+            batch = rollout.batch(critic(rollout.obs).squeeze(-1), cfg.gamma, cfg.gae_lambda)
+        if batch is None:
+            continue
+        advantages = normalize(batch.advantages) if cfg.norm_adv else batch.advantages
+        with torch.no_grad():
+            old_dist = actor.dist(batch.obs)
+            old_logp = old_dist.log_prob(batch.actions)
+            entropy = old_dist.entropy().mean()
 
         # 3. Policy gradient g of the surrogate at theta_old (where the ratio is 1).
-        with torch.no_grad():
-            old_logits = actor(obs)
-            dist = Categorical(logits=old_logits)
-            old_log_probs = dist.log_prob(actions)
         actor.zero_grad()
-        surrogate(actor, obs, actions, old_log_probs, adv).backward()
+        policy_loss = -surrogate(actor, batch.obs, batch.actions, old_logp, advantages)
+        (-policy_loss).backward()
         g = torch.cat([p.grad.reshape(-1) for p in actor.parameters()])
-        g_norm = grad_norm(actor.parameters())
+        norm = grad_norm(actor.parameters())
 
         # 4. Natural-gradient direction x ~ (F + damping I)^-1 g by conjugate gradient, and
-        #    the step length that puts the quadratic KL model exactly on the bound:
-        #    0.5 * beta^2 x^T F x = delta  =>  beta = sqrt(2 delta / x^T F x).
-        def fvp(v):
-            return fisher_vector_product(actor, obs, v, cfg.damping)
-
-        step_dir = conjugate_gradient(fvp, g, cfg.cg_iters)
-        shs = torch.dot(step_dir, fvp(step_dir))
-        full_step = torch.sqrt(2 * max_kl / shs) * step_dir if shs > 0 else torch.zeros_like(g)
+        #    its scale beta, which puts the quadratic KL model exactly on the bound:
+        #    0.5 * beta^2 x^T F x = delta  =>  beta = sqrt(2 delta / x^T F x). The product
+        #    below includes the damping, so the code's x^T F x is x^T (F + damping I) x.
+        fvp = fisher_vector_product(actor, batch.obs, cfg.damping)
+        x = conjugate_gradient(fvp, g, cfg.cg_iters)
+        x_F_x = torch.dot(x, fvp(x))
+        full_step = torch.sqrt(2 * max_kl / x_F_x) * x if x_F_x > 0 else torch.zeros_like(g)
 
         # 5. Backtracking line search on the exact surrogate and KL.
         def evaluate():
-            return (surrogate(actor, obs, actions, old_log_probs, adv),
-                    mean_kl(actor, obs, old_logits))
+            return (surrogate(actor, batch.obs, batch.actions, old_logp, advantages),
+                    mean_kl(actor, batch.obs, old_dist))
 
         accepted, ls_steps, improvement, kl_after = line_search(
             actor, full_step, evaluate, max_kl, cfg.backtrack_iters, cfg.backtrack_coef)
-
         with torch.no_grad():
-            # logged after the step: at theta_old the surrogate is mean(A), which advantage
-            # normalization makes 0, so the pre-step value would say nothing
-            policy_loss = -surrogate(actor, obs, actions, old_log_probs, adv)
-            log_ratio = Categorical(logits=actor(obs)).log_prob(actions) - old_log_probs
-            # the k3 estimate every algorithm logs; kl_after is the exact mean KL
-            kl_estimate = float(approx_kl(log_ratio))
+            log_ratio = actor.dist(batch.obs).log_prob(batch.actions) - old_logp
 
         # 6. Critic: value_epochs passes of minibatch regression on the GAE targets.
-        n = len(returns_t)
+        value_losses = []
         for _ in range(cfg.value_epochs):
-            order = shuffle_rng.permutation(n)
-            for start in range(0, n, cfg.value_minibatch_size):
+            order = shuffle_rng.permutation(len(batch))
+            for start in range(0, len(batch), cfg.value_minibatch_size):
                 idx = torch.as_tensor(order[start:start + cfg.value_minibatch_size])
-                value_loss = 0.5 * ((critic(obs[idx]).squeeze(-1) - returns_t[idx]) ** 2).mean()
-                value_opt.zero_grad()
+                value_loss = 0.5 * (critic(batch.obs[idx]).squeeze(-1) - batch.returns[idx]).square().mean()
+                value_optimizer.zero_grad()
                 value_loss.backward()
-                value_opt.step()
-        with torch.no_grad():
-            predictions = critic(obs).squeeze(-1).numpy()
-            final_value_loss = 0.5 * float(((predictions - returns_t.numpy()) ** 2).mean())
+                value_optimizer.step()
+                value_losses.append(value_loss.detach())
 
         run.log_update(
-            global_step, policy_loss=float(policy_loss.detach()), value_loss=final_value_loss,
-            entropy=float(dist.entropy().mean()), approx_kl=kl_estimate, grad_norm=g_norm,
-            learning_rate=cfg.value_learning_rate,
-            line_search_steps=ls_steps, step_accepted=accepted,
+            global_step, policy_loss=policy_loss, value_loss=torch.stack(value_losses).mean(),
+            entropy=entropy, approx_kl=approx_kl(log_ratio), grad_norm=norm, learning_rate=None,
+            explained_variance=explained_variance(batch.values, batch.returns),
+            value_learning_rate=cfg.value_learning_rate, line_search_steps=ls_steps, step_accepted=accepted,
             kl_after=kl_after if accepted else None,
-            surrogate_improvement=improvement if accepted else None,
-            explained_variance=explained_variance(predictions, returns_t.numpy()), max_kl=max_kl,
-        )
+            surrogate_improvement=improvement if accepted else None, max_kl=max_kl)
         if run.update_boundary(global_step, actor):
             break
     envs.close()

@@ -40,7 +40,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.distributions import Categorical
 
 import policy_gradient
 from rlsuite.cli import OneLineParser, UsageError, check_writable, create_folder
@@ -106,11 +105,10 @@ def policy_gradient_estimates(actor, obs: torch.Tensor, actions: torch.Tensor,
     One forward pass serves all estimators.
     """
     params = list(actor.parameters())
-    logits = actor(obs)
+    logp = actor.dist(obs).log_prob(actions)
     out = {}
     for name, psi in weights.items():
-        loss, _ = policy_gradient.policy_loss_fn(
-            logits, actions, torch.as_tensor(psi, dtype=torch.float32), ent_coef=0.0)
+        loss = policy_gradient.policy_loss_fn(logp, torch.as_tensor(psi, dtype=torch.float32))
         grads = torch.autograd.grad(loss, params, retain_graph=True)
         out[name] = -torch.cat([g.reshape(-1) for g in grads]).double().numpy()
     return out
@@ -208,7 +206,7 @@ def sample_batches(env_id: str, actor, batches: int, episodes_per_batch: int, se
 
     def act(obs):
         with torch.no_grad():
-            return Categorical(logits=actor(torch.as_tensor(obs))).sample().numpy()
+            return actor.dist(torch.as_tensor(obs)).sample().numpy()
 
     seeds = [STUDY_SEED_BASE + seed * 100_000 + i for i in range(n)]
     episodes = run_episodes(envs[:n], act, seeds)

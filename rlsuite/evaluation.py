@@ -37,12 +37,11 @@ def final_eval_seeds(seed: int, episodes: int = 100) -> list[int]:
 
 
 def greedy_policy(actor: torch.nn.Module) -> Policy:
-    """Wrap an actor (observations -> action logits) as numpy obs -> argmax actions."""
+    """Wrap an actor (``rlsuite.distributions.Actor``) as numpy obs -> its greedy actions (the mode)."""
 
     def act(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            logits = actor(torch.as_tensor(obs, dtype=torch.float32))
-        return logits.argmax(dim=-1).numpy()
+            return actor.dist(torch.as_tensor(obs, dtype=torch.float32)).mode().numpy()
 
     return act
 
@@ -120,18 +119,31 @@ def read_run_config(run_dir: Path, argument: str, files=("config.json",),
     return config
 
 
-def load_actor(run_dir: Path, config_cls, build_actor) -> tuple[torch.nn.Module, dict]:
+def load_actor(run_dir: Path) -> tuple[torch.nn.Module, dict]:
     """Rebuild a run's actor from its config.json and model.pt only.
 
-    ``build_actor(obs_dim, n_actions, cfg)`` is the algorithm's own network
-    constructor; ``cfg`` is rebuilt as ``config_cls`` from the saved
-    hyperparameters.
+    The algorithm named in config.json is looked up in the registry
+    (``rlsuite.algorithms``); its own ``build_actor`` rebuilds the network
+    from the saved hyperparameters, and the saved weights are loaded into it.
     """
+    from rlsuite import algorithms
+
     run_dir = Path(run_dir)
     config = read_json(run_dir / "config.json")
-    cfg = config_from_dict(config_cls, config["hyperparameters"])
-    actor = build_actor(config["obs_dim"], config["n_actions"], cfg)
+    entry = algorithms.get(config["algo"])
+    cfg = config_from_dict(entry.config_class(), config["hyperparameters"])
+    actor = entry.module().build_actor(config["obs_dim"], config["n_actions"], cfg)
     state = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
     actor.load_state_dict(state)
     actor.eval()
     return actor, config
+
+
+def load_policy(run_dir) -> Policy:
+    """The greedy policy of a finished run: numpy observations (n, obs_dim) -> actions (n,).
+
+    Reads only the run's config.json and model.pt (docs/protocol.md, "Loading
+    a trained policy"). Every algorithm module re-exports this one function.
+    """
+    actor, _ = load_actor(run_dir)
+    return greedy_policy(actor)

@@ -47,9 +47,9 @@ def set_flat_params(module: nn.Module, flat: torch.Tensor) -> None:
         offset += n
 
 
-def grad_norm(parameters) -> float:
-    """Global L2 norm of the gradients (before any clipping)."""
-    norms = [p.grad.detach().norm() for p in parameters if p.grad is not None]
-    if not norms:
-        return 0.0
-    return float(torch.linalg.vector_norm(torch.stack(norms)))
+def grad_norm(parameters) -> torch.Tensor:
+    """Global L2 norm of the parameters' gradients, before any clipping (0 if none has one)."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.nn.utils.get_total_norm(grads, foreach=True)

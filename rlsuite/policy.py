@@ -1,25 +1,12 @@
-"""Categorical-policy helpers and the diagnostics every updates.csv logs (no losses here).
+"""Diagnostics every updates.csv logs, written once (no losses here).
 
-``log_prob`` and ``entropy`` work on logits directly, without building a
-``torch.distributions.Categorical`` per call: the update loops call them once
-per minibatch step, where the object's construction and validation cost more
-than the arithmetic.
+log pi(a|s), the entropy and the closed-form KL live with the action
+distributions (``rlsuite.distributions``).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
-
-
-def log_prob(logits: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """log pi(a|s) of the taken actions, and log pi(.|s) of every action (rows of logits)."""
-    logp_all = logits.log_softmax(dim=-1)
-    return logp_all.gather(1, actions.unsqueeze(1)).squeeze(1), logp_all
-
-
-def entropy(logp_all: torch.Tensor) -> torch.Tensor:
-    """Mean entropy H(pi(.|s)) = -sum_a pi(a|s) log pi(a|s) over the rows."""
-    return -(logp_all.exp() * logp_all).sum(dim=-1).mean()
 
 
 def approx_kl(log_ratio: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ from pathlib import Path
 EPISODE_COLUMNS = ["global_step", "train_time_s", "episode", "return", "length"]
 UPDATE_COLUMNS = [
     "update", "global_step", "train_time_s", "policy_loss", "value_loss",
-    "entropy", "approx_kl", "grad_norm", "learning_rate",
+    "entropy", "approx_kl", "grad_norm", "learning_rate", "explained_variance",
 ]
 EVAL_COLUMNS = ["global_step", "train_time_s", "mean_return", "std_return", "episodes"]
 SUMMARY_KEYS = [

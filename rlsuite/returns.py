@@ -19,6 +19,7 @@ next-step autoreset):
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 
 def discounted_return(rewards: np.ndarray, gamma: float) -> float:
@@ -77,9 +78,13 @@ def gae(
     return advantages
 
 
-def normalize(x: np.ndarray, eps: float = 1e-8) -> np.ndarray:
-    """(x - mean) / (std + eps); a single element is returned centred."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.size < 2:
+def normalize(x, eps: float = 1e-8):
+    """(x - mean) / (std + eps), std with n - 1; a single element is returned centred.
+
+    Takes a numpy array or a torch tensor and returns the same kind: every
+    algorithm that standardizes its advantages calls this one function.
+    """
+    if len(x) < 2:
         return x - x.mean()
-    return (x - x.mean()) / (x.std() + eps)
+    std = x.std() if isinstance(x, torch.Tensor) else np.asarray(x).std(ddof=1)
+    return (x - x.mean()) / (std + eps)

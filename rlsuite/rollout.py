@@ -1,4 +1,4 @@
-"""Fixed-length rollouts over a vector env, stored in preallocated buffers (plumbing, no loss).
+"""Fixed-length rollouts over a vector env, and the flat batch of valid transitions (plumbing, no loss).
 
 Shared by the on-policy algorithms that learn from T steps of N envs (A2C,
 PPO, TRPO). The buffers are allocated once and overwritten every rollout:
@@ -9,19 +9,32 @@ observations; nothing else crosses between numpy and torch.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from rlsuite.envs import AutoresetTracker
+from rlsuite.returns import gae
 
 
-def sample_actions(logits: torch.Tensor) -> torch.Tensor:
-    """a ~ Categorical(softmax(logits)) per row, without building a distribution object.
+@dataclass
+class Batch:
+    """The valid transitions of one rollout, flat, with GAE advantages and critic targets.
 
-    Same draw as ``torch.distributions.Categorical(logits=...).sample()`` at
-    a fraction of its per-call overhead (the rollout calls it T times).
+    ``values`` are V(s_t) from the critic before the update, the numbers the
+    advantages were computed from; ``returns`` = advantages + values are the
+    critic's regression targets R_t.
     """
-    return torch.multinomial(logits.softmax(dim=-1), 1).squeeze(1)
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+    values: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.actions)
 
 
 class Rollout:
@@ -50,13 +63,13 @@ class Rollout:
     def collect(self, actor: torch.nn.Module, run, global_step: int) -> int:
         """Run T steps of the current stochastic policy; log finished episodes; return global_step.
 
-        global_step counts valid steps only (BENCHMARK_PROTOCOL.md).
+        global_step counts valid steps only (docs/protocol.md, measurement rules).
         """
         obs = self.obs
         obs[0] = obs[-1]
         with torch.inference_mode():
             for t in range(len(self.actions)):
-                action = sample_actions(actor(obs[t]))
+                action = actor.dist(obs[t]).sample()
                 self.actions[t] = action
                 next_obs, reward, term, trunc, _ = self.envs.step(action.numpy())
                 obs[t + 1] = torch.from_numpy(np.asarray(next_obs, dtype=np.float32))
@@ -67,6 +80,25 @@ class Rollout:
                     run.log_episode(global_step, ret, length)
         return global_step
 
-    def valid_indices(self) -> torch.Tensor:
-        """Flat (t * N + i) indices of the valid steps: the transitions a loss may use."""
-        return torch.from_numpy(np.flatnonzero(self.valid))
+    def batch(self, values: torch.Tensor, gamma: float, gae_lambda: float) -> Batch | None:
+        """GAE(gamma, lambda) over the rollout, then its valid steps only, flattened.
+
+        ``values`` is V on all T + 1 rows of ``obs`` (no gradient); row t + 1
+        after a truncated step is V(final observation), the bootstrap.
+        Autoreset steps are not transitions: they enter no loss, no advantage
+        statistics and no step count. None when no step is valid (possible
+        only with N * T == 1).
+        """
+        values = values.detach().numpy().astype(np.float64)
+        advantages = gae(self.rewards, values, self.terminated, self.truncated, self.valid,
+                         gamma, gae_lambda)
+        returns = advantages + values[:-1]
+        valid = np.flatnonzero(self.valid)
+        if len(valid) == 0:
+            return None
+        index = torch.from_numpy(valid)
+        advantages, returns, values = (torch.as_tensor(x.reshape(-1)[valid], dtype=torch.float32)
+                                       for x in (advantages, returns, values[:-1]))
+        return Batch(obs=self.obs[:-1].reshape(-1, self.obs.shape[-1])[index],
+                     actions=self.actions.reshape(-1)[index],
+                     advantages=advantages, returns=returns, values=values)

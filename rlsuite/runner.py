@@ -282,7 +282,7 @@ def _evaluate_only(prog, algo, config_cls, build_actor, args) -> int:
     if args.record_video:
         check_writable(Path(args.video_dir), "--video-dir")
     try:
-        actor, _ = load_actor(run_dir, config_cls, build_actor)
+        actor, _ = load_actor(run_dir)
     except Exception as exc:  # corrupt model.pt or mismatched shapes
         raise UsageError(f"argument --evaluate: cannot load {run_dir / 'model.pt'}: "
                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from a3c import DEBUG_PIDS_ENV, DEBUG_RAISE_ENV, SharedAdam
+import a3c
+from a3c import SharedAdam
 from conftest import ROOT, read_run, run_dir, run_script
 
 ALGO = "a3c"
@@ -81,39 +82,45 @@ def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:
     return predicate()
 
 
-def start_runner(results: Path, tmp_path: Path, **extra_env) -> tuple[subprocess.Popen, str, Path]:
+FAULT_DIR = Path(__file__).resolve().parent / "a3c_fault"
+
+
+def start_runner(results: Path, env_id: str = "CartPole-v1", **extra_env) -> tuple[subprocess.Popen, str]:
+    """The A3C runner with 2 workers and a budget it will not reach; every process it starts
+    (workers, spawn's resource tracker) carries ``marker`` in its environment, so the test can
+    find them all."""
     marker = f"a3c-test-{uuid.uuid4().hex}"
-    pids_file = tmp_path / "worker_pids.txt"
-    env = dict(os.environ, PYTHONUNBUFFERED="1", A3C_TEST_MARKER=marker, **{DEBUG_PIDS_ENV: str(pids_file)},
-               **extra_env)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", A3C_TEST_MARKER=marker, **extra_env)
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "a3c_benchmark.py"), "--total-steps", "100000000", "--num-workers", "2",
-         "--results-dir", str(results)],
+        [sys.executable, str(ROOT / "a3c_benchmark.py"), "--env", env_id, "--total-steps", "100000000",
+         "--num-workers", "2", "--results-dir", str(results)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,  # its own process group, as a shell job in a terminal would be
     )
-    return proc, marker, pids_file
+    return proc, marker
 
 
-def assert_everything_ended(proc, marker, pids_file):
-    worker_pids = [int(x) for x in pids_file.read_text().split()]
-    assert len(worker_pids) == 2
+def assert_everything_ended(marker, worker_pids):
+    assert len(worker_pids) >= 2  # the 2 workers (and spawn's resource tracker)
+    # every process that carried the marker is gone (a pid alone could be reused meanwhile)
     assert wait_until(lambda: not processes_with_marker(marker), timeout=2.0), processes_with_marker(marker)
-    for pid in worker_pids:
-        assert not Path(f"/proc/{pid}").exists() or b"Z" in Path(f"/proc/{pid}/stat").read_bytes().split()[2]
+
+
+def worker_pids(proc, marker) -> list[int]:
+    return [pid for pid in processes_with_marker(marker) if pid != proc.pid]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["sigterm_to_runner", "sigint_to_process_group"])
 def test_signal_stops_every_process_within_seconds(results, tmp_path, how):
-    proc, marker, pids_file = start_runner(results, tmp_path)
+    proc, marker = start_runner(results)
     try:
         episodes_csv = run_dir(results, ALGO) / "episodes.csv"
-        started = wait_until(lambda: pids_file.exists() and episodes_csv.exists()
+        started = wait_until(lambda: episodes_csv.exists()
                              and len(episodes_csv.read_text().splitlines()) > 20, timeout=60)
         assert started, proc.stderr.read() if proc.poll() is not None else "no episodes after 60 s"
-        # main + 2 workers at least (the scan can see them, so its emptiness below means something)
-        assert len(processes_with_marker(marker)) >= 3
+        # main + 2 workers (the scan can see them, so its emptiness below means something)
+        workers = worker_pids(proc, marker)
         t0 = time.monotonic()
         if how == "sigterm_to_runner":
             proc.send_signal(signal.SIGTERM)
@@ -128,7 +135,7 @@ def test_signal_stops_every_process_within_seconds(results, tmp_path, how):
     assert proc.returncode == 130, stderr
     assert elapsed < 6.0, elapsed
     assert "Traceback" not in stderr, stderr
-    assert_everything_ended(proc, marker, pids_file)
+    assert_everything_ended(marker, workers)
     r = read_run(run_dir(results, ALGO))
     assert r["summary"]["status"] == "interrupted"
     assert len(r["episodes"]) > 20 and not r["episodes"].isna().any().any()
@@ -137,17 +144,50 @@ def test_signal_stops_every_process_within_seconds(results, tmp_path, how):
 
 @pytest.mark.slow
 def test_worker_exception_fails_the_run_and_stops_every_process(results, tmp_path):
-    proc, marker, pids_file = start_runner(results, tmp_path, **{DEBUG_RAISE_ENV: "3000"})
+    pythonpath = os.pathsep.join(filter(None, [str(FAULT_DIR), os.environ.get("PYTHONPATH")]))
+    proc, marker = start_runner(results, "FaultyCartPole-v1", PYTHONPATH=pythonpath,
+                                FAULTY_ENV_RAISE_AFTER="3000")
     try:
+        assert wait_until(lambda: len(worker_pids(proc, marker)) >= 2 or proc.poll() is not None, timeout=60)
+        workers = worker_pids(proc, marker)
         _, stderr = proc.communicate(timeout=90)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 1, stderr
-    assert "debug: worker 0 raised" in stderr  # the worker's traceback reaches the user
-    assert_everything_ended(proc, marker, pids_file)
-    summary = read_run(run_dir(results, ALGO))["summary"]
+    assert "faulty env raised after 3000 steps" in stderr  # the worker's traceback reaches the user
+    assert_everything_ended(marker, workers)
+    summary = read_run(run_dir(results, ALGO, env_id="FaultyCartPole-v1"))["summary"]
     assert summary["status"] == "failed"
-    assert "WorkerError" in summary["error"] and "debug: worker 0 raised after 3000 steps" in summary["error"]
+    assert "WorkerError" in summary["error"] and "faulty env raised after 3000 steps" in summary["error"]
     assert np.isfinite(summary["total_steps"]) and summary["total_steps"] < 100000000
+
+
+class FakeWorker:
+    """Starts by sending this process a Ctrl-C, as a user pressing it mid start-up would."""
+
+    def __init__(self):
+        self.started = False
+
+    def start(self):
+        self.started = True
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_during_worker_start_up_is_deferred_not_dropped():
+    workers = [FakeWorker(), FakeWorker()]
+    with pytest.raises(KeyboardInterrupt):
+        a3c.start_workers(workers)
+    assert all(w.started for w in workers)  # every start ran; the signal came after, not lost
+
+
+def test_worker_waiting_at_the_pause_gate_leaves_when_its_parent_is_gone():
+    ctx = torch.multiprocessing.get_context("spawn")
+    shared = a3c.Shared(None, None, None, counter=ctx.Value("q", 0), active=ctx.Value("i", 1),
+                        paused=ctx.Value("i", 0), stop=ctx.Event(), pause=ctx.Event(), queue=None)
+    shared.pause.set()  # the evaluation that never ends: its main process was SIGKILLed
+    t0 = time.monotonic()
+    a3c.wait_at_gate(shared, parent=os.getppid() + 1)  # a parent other than ours: it has died
+    assert time.monotonic() - t0 < 1.0
+    assert shared.paused.value == 0

@@ -46,7 +46,7 @@ def test_baseline_weights_subtract_the_value():
 def test_advantage_weights_are_normalized():
     w, _ = pg.episode_weights(EPISODES, "advantage", gamma=0.5, critic=constant_critic(1.0))
     raw = np.array([0.75, 0.5, 0.0, 0.5, 0.0])
-    np.testing.assert_allclose(w, (raw - raw.mean()) / (raw.std() + 1e-8), atol=1e-5)
+    np.testing.assert_allclose(w, (raw - raw.mean()) / (raw.std(ddof=1) + 1e-8), atol=1e-5)
 
 
 def test_truncated_episode_bootstraps_the_critic_value():
@@ -64,8 +64,8 @@ def test_baseline_is_detached_from_the_policy_loss():
     eps = [dict(episode(rng.random(5)), obs=rng.normal(size=(5, 4)).astype(np.float32)) for _ in range(3)]
     weights, _ = pg.episode_weights(eps, "baseline", 0.99, critic)
     obs = torch.as_tensor(np.concatenate([e["obs"] for e in eps]))
-    loss, _ = pg.policy_loss_fn(actor(obs), torch.zeros(15, dtype=torch.long),
-                                torch.as_tensor(weights, dtype=torch.float32), ent_coef=0.0)
+    logp = actor.dist(obs).log_prob(torch.zeros(15, dtype=torch.long))
+    loss = pg.policy_loss_fn(logp, torch.as_tensor(weights, dtype=torch.float32))
     loss.backward()
     assert all(p.grad is None for p in critic.parameters())
     assert all(p.grad is not None for p in actor.parameters())

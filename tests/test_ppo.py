@@ -32,28 +32,6 @@ def test_value_clipping_keeps_the_larger_error():
     assert ppo.value_loss_fn(v, ret, old, 0.2).item() == pytest.approx(0.5 * 0.64)
 
 
-def test_minibatch_diagnostics_average_per_minibatch_values():
-    log_ratio = torch.tensor([0.0, 0.0, math.log(2.0), 0.0])
-    values = torch.tensor([1.0, 3.0, 0.0, 0.0])
-    returns = torch.tensor([1.0, 3.0, 1.0, 3.0])
-    segment = torch.tensor([0, 0, 1, 1])
-    kl, clip, ev = ppo.minibatch_diagnostics(log_ratio, values, returns, segment, 2, clip_coef=0.2)
-    # k3 per sample: (r - 1) - log r; minibatch 1: [(1 - log 2), 0] / 2; minibatch 0: 0
-    assert kl.item() == pytest.approx((1 - math.log(2)) / 4)
-    assert clip.item() == pytest.approx((0 + 0.5) / 2)
-    # minibatch 0: perfect critic (EV 1); minibatch 1: V = 0, residual = returns (EV 0)
-    assert ev.item() == pytest.approx(0.5)
-
-
-def test_explained_variance_skips_minibatches_with_constant_returns():
-    returns = torch.tensor([100.0, 100.0, 1.0, 3.0])
-    values = torch.tensor([99.0, 101.0, 1.0, 3.0])
-    _, _, ev = ppo.minibatch_diagnostics(torch.zeros(4), values, returns, torch.tensor([0, 0, 1, 1]), 2, 0.2)
-    assert ev.item() == pytest.approx(1.0)  # minibatch 0 (Var[R] = 0) left out, not -inf
-    _, _, ev = ppo.minibatch_diagnostics(torch.zeros(2), values[:2], returns[:2], torch.tensor([0, 0]), 1, 0.2)
-    assert math.isnan(ev.item())
-
-
 def test_updates_csv_has_protocol_and_ppo_columns(results):
     proc = run_script("ppo_benchmark.py", "--total-steps", 600, "--eval-every", 300,
                       "--eval-episodes", 2, "--results-dir", results)

@@ -1,5 +1,6 @@
 """Closed-form return estimators against hand-computed answers."""
 import numpy as np
+import torch
 import pytest
 
 from rlsuite.returns import discounted_return, normalize, reward_to_go
@@ -32,4 +33,9 @@ def test_first_reward_to_go_equals_discounted_return():
 def test_normalize_gives_zero_mean_unit_std():
     x = normalize(np.array([1.0, 2.0, 3.0, 10.0]))
     assert x.mean() == pytest.approx(0.0, abs=1e-12)
-    assert x.std() == pytest.approx(1.0, abs=1e-6)
+    assert x.std(ddof=1) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_normalize_treats_numpy_and_torch_alike():
+    x = np.array([1.0, 2.0, 3.0, 10.0])
+    np.testing.assert_allclose(normalize(torch.as_tensor(x)).numpy(), normalize(x), rtol=1e-12)

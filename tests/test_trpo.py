@@ -7,6 +7,7 @@ import torch
 
 from conftest import assert_same_seed_same_episodes, read_run, run_dir, run_script
 from rlsuite.nets import flat_params, set_flat_params
+from rlsuite.distributions import Actor
 from trpo import conjugate_gradient, fisher_vector_product, line_search
 
 
@@ -35,7 +36,7 @@ def test_fisher_vector_product_matches_explicit_fisher_of_linear_categorical_pol
     """Logits z = W s + b: J_s = dz/dtheta is known, and F = mean_s J_s^T (diag(p) - p p^T) J_s."""
     torch.manual_seed(0)
     obs_dim, n_actions, n_states, damping = 3, 4, 7, 0.1
-    policy = torch.nn.Linear(obs_dim, n_actions).double()
+    policy = Actor(torch.nn.Linear(obs_dim, n_actions).double())
     obs = torch.randn(n_states, obs_dim, dtype=torch.float64)
     n_params = n_actions * obs_dim + n_actions  # weight (row-major), then bias: parameters() order
 
@@ -51,8 +52,11 @@ def test_fisher_vector_product_matches_explicit_fisher_of_linear_categorical_pol
     fisher /= n_states
 
     v = torch.randn(n_params, dtype=torch.float64)
-    fvp = fisher_vector_product(policy, obs, v, damping)
-    np.testing.assert_allclose(fvp.numpy(), fisher @ v.numpy() + damping * v.numpy(), rtol=1e-8, atol=1e-10)
+    fvp = fisher_vector_product(policy, obs, damping)
+    np.testing.assert_allclose(fvp(v).numpy(), fisher @ v.numpy() + damping * v.numpy(), rtol=1e-8, atol=1e-10)
+    # the KL gradient is computed once and reused: a second product is as exact as the first
+    w = torch.randn(n_params, dtype=torch.float64)
+    np.testing.assert_allclose(fvp(w).numpy(), fisher @ w.numpy() + damping * w.numpy(), rtol=1e-8, atol=1e-10)
 
 
 def test_line_search_restores_parameters_when_no_step_is_acceptable():

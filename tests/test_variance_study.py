@@ -19,6 +19,7 @@ import torch
 import policy_gradient
 import variance_study as vs
 from conftest import assert_usage_error, run_script
+from rlsuite.distributions import Actor
 
 torch.set_num_threads(1)  # tiny tensors: threads only add overhead (6x slower on 2 shared cores)
 
@@ -31,10 +32,10 @@ EPISODE_LENGTH = 2
 GAMMA = 1.0  # the reward-to-go family is unbiased for the undiscounted objective only (see variance_study.NOTES)
 
 
-def tabular_actor() -> torch.nn.Module:
-    actor = torch.nn.Linear(3, 2, bias=False)  # one-hot state -> its column of logits
+def tabular_actor() -> Actor:
+    actor = Actor(torch.nn.Linear(3, 2, bias=False))  # one-hot state -> its column of logits
     with torch.no_grad():
-        actor.weight.copy_(THETA)
+        actor.net.weight.copy_(THETA)
     return actor
 
 
