@@ -61,21 +61,22 @@ class A3CConfig:
     num_workers: int = os.cpu_count() or 1
     """N, asynchronous worker processes, each with its own env (default: the number of cores)"""
     num_steps: int = 128
-    """t_max, steps per worker between updates, fewer at an episode end (Mnih et al. 2016: 5 on Atari with 16 threads; with 2 workers on CartPole-v1, 20, 32 and 64 let the solved policy collapse on some seeds, 128 did not)"""
+    """t_max, steps per worker between updates, fewer at an episode end (Mnih et al. 2016: 5 on Atari
+    with 16 threads; 128 chosen here by seed sweeps, docs/05_a3c.md)"""
     learning_rate: float = 7e-4
-    """step size of the shared Adam optimizer (7e-4 as in OpenAI baselines' A2C; with t_max 128 on CartPole-v1, 5e-4 left one of 10 seeds on a ~300 plateau and 1e-3 drifted late)"""
+    """step size of the shared Adam optimizer (OpenAI baselines' A2C: 7e-4)"""
     anneal_lr: bool = True
-    """decay the learning rate linearly to 0 over the budget (Mnih et al. 2016 anneal to 0), so the final policy settles"""
+    """decay the learning rate linearly to 0 over the budget (Mnih et al. 2016 anneal to 0)"""
     gamma: float = 0.98
-    """discount factor gamma (0.98 as in rl-zoo's tuned CartPole-v1 settings; with 0.99 one of 20
-    seeds drifted from 500 to ~400 late in training and ended there, with 0.98 seeds 1-10 all
-    ended at 500)"""
+    """discount factor gamma (rl-zoo's tuned PPO CartPole-v1 entry: 0.98; chosen here by seed sweeps,
+    docs/05_a3c.md)"""
     ent_coef: float = 0.0
-    """beta, weight of the entropy bonus (Mnih et al. 2016: 0.01 on Atari; 0 here as in rl-zoo's A2C CartPole-v1 setting: with 0.01 the solved policy drifted back to ~300 on some seeds)"""
+    """beta, weight of the entropy bonus (Mnih et al. 2016: 0.01 on Atari; rl-zoo's A2C CartPole-v1: 0)"""
     vf_coef: float = 0.5
     """weight of the value loss in the combined loss"""
     max_grad_norm: float = 0.5
-    """gradient-norm clip of each network's gradient (actor, critic separately) before it is pushed (OpenAI baselines a2c: 0.5)"""
+    """gradient-norm clip of each network's gradient (actor, critic separately) before it is pushed
+    (OpenAI baselines a2c: 0.5)"""
     adam_eps: float = 1e-5
     """epsilon of the shared Adam"""
     hidden_sizes: tuple[int, ...] = (64, 64)
@@ -223,7 +224,8 @@ def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_a
                 obs, _ = env.reset()
             returns = torch.as_tensor(n_step_returns(np.array(seg_rewards), terminated, bootstrap, cfg.gamma),
                                       dtype=torch.float32)
-            obs_t, actions_t = torch.as_tensor(np.array(seg_obs), dtype=torch.float32), torch.as_tensor(seg_actions)
+            obs_t = torch.as_tensor(np.array(seg_obs), dtype=torch.float32)
+            actions_t = torch.as_tensor(seg_actions)
 
             # 4. The actor-critic loss on the segment, with the local copies.
             dist = actor.dist(obs_t)

@@ -59,14 +59,15 @@ UPDATE_COLUMNS = ["clip_fraction", "epochs_done"]
 @dataclass
 class PPOConfig:
     total_steps: int = 50_000
-    """training budget in environment steps, all envs together (CartPole-v1 seeds 1-10 solve by 10k and hold 500)"""
+    """training budget in environment steps, all envs together (chosen here for CartPole-v1)"""
     num_envs: int = 4
-    """N, parallel environments in the rollout (CleanRL's default; N, T, minibatch, K and the learning rate were tuned
-    together for CartPole-v1 with bench/seed_sweep.py)"""
+    """N, parallel environments in the rollout (CleanRL's default; N, T, minibatch, K and the learning
+    rate tuned together for CartPole-v1 with bench/seed_sweep.py)"""
     num_steps: int = 64
     """T, steps per env per rollout (rollout size N*T; CleanRL: 128)"""
     minibatch_size: int = 64
-    """transitions per minibatch; each epoch splits the shuffled valid steps into ceil(count/size) near-equal parts"""
+    """transitions per minibatch; each epoch splits the shuffled valid steps into ceil(count/size)
+    near-equal parts"""
     update_epochs: int = 10
     """K, passes over the rollout per update (10 as in the paper's MuJoCo runs; CleanRL: 4)"""
     gamma: float = 0.99
@@ -80,7 +81,8 @@ class PPOConfig:
     clip_coef: float = 0.2
     """epsilon of the clipped surrogate, eq. 7 of Schulman et al. 2017 (the paper's 0.2)"""
     clip_vloss: bool = False
-    """clip the value update around the rollout's values with the same epsilon (off: Andrychowicz et al. 2021 found it does not help)"""
+    """clip the value update around the rollout's values with the same epsilon (off: Andrychowicz et al.
+    2021 found it does not help)"""
     ent_coef: float = 0.0
     """c2, weight of the entropy bonus (eq. 9; 0 as rl-zoo's CartPole-v1 setting, CleanRL: 0.01)"""
     vf_coef: float = 0.5
@@ -88,7 +90,8 @@ class PPOConfig:
     max_grad_norm: float = 0.5
     """global gradient-norm clip over actor and critic parameters together (CleanRL and SB3 default)"""
     target_kl: float | None = None
-    """stop the update's remaining epochs when an epoch's mean approx_kl (k3, averaged over its minibatches, measured before each step) exceeds this; none: always K epochs"""
+    """stop the update's remaining epochs when an epoch's k3 KL estimate, from the ratios its minibatch
+    steps started from, exceeds this; none: always K epochs"""
     norm_adv: bool = True
     """standardize advantages over the rollout's valid steps before the epochs"""
     hidden_sizes: tuple[int, ...] = (64, 64)
@@ -149,8 +152,7 @@ def train(cfg: PPOConfig, run) -> Actor:
         global_step = rollout.collect(actor, run, global_step)
 
         # 2. GAE advantages and critic targets R_t = A_t + V(s_t) on the valid steps.
-        with torch.no_grad():
-            batch = rollout.batch(critic(rollout.obs).squeeze(-1), cfg.gamma, cfg.gae_lambda)
+        batch = rollout.batch(critic, cfg.gamma, cfg.gae_lambda)
         if batch is None:
             continue
         advantages = normalize(batch.advantages) if cfg.norm_adv else batch.advantages

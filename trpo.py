@@ -193,8 +193,7 @@ def train(cfg: TRPOConfig, run) -> Actor:
         global_step = rollout.collect(actor, run, global_step)
 
         # 2. GAE advantages and critic targets R_t = A_t + V(s_t) on the valid steps.
-        with torch.no_grad():
-            batch = rollout.batch(critic(rollout.obs).squeeze(-1), cfg.gamma, cfg.gae_lambda)
+        batch = rollout.batch(critic, cfg.gamma, cfg.gae_lambda)
         if batch is None:
             continue
         advantages = normalize(batch.advantages) if cfg.norm_adv else batch.advantages

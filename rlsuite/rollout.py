@@ -80,16 +80,17 @@ class Rollout:
                     run.log_episode(global_step, ret, length)
         return global_step
 
-    def batch(self, values: torch.Tensor, gamma: float, gae_lambda: float) -> Batch | None:
+    def batch(self, critic: torch.nn.Module, gamma: float, gae_lambda: float) -> Batch | None:
         """GAE(gamma, lambda) over the rollout, then its valid steps only, flattened.
 
-        ``values`` is V on all T + 1 rows of ``obs`` (no gradient); row t + 1
-        after a truncated step is V(final observation), the bootstrap.
+        The critic runs once on all T + 1 rows of ``obs`` (no gradient); row
+        t + 1 after a truncated step is V(final observation), the bootstrap.
         Autoreset steps are not transitions: they enter no loss, no advantage
         statistics and no step count. None when no step is valid (possible
         only with N * T == 1).
         """
-        values = values.detach().numpy().astype(np.float64)
+        with torch.no_grad():
+            values = critic(self.obs).squeeze(-1).numpy().astype(np.float64)
         advantages = gae(self.rewards, values, self.terminated, self.truncated, self.valid,
                          gamma, gae_lambda)
         returns = advantages + values[:-1]
