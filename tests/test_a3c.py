@@ -15,7 +15,7 @@ import torch
 
 import a3c
 from a3c import SharedAdam
-from conftest import ROOT, read_run, run_dir, run_script
+from conftest import ROOT, learning_seed, read_run, run_dir, run_script
 
 ALGO = "a3c"
 
@@ -43,10 +43,11 @@ def test_shared_adam_matches_torch_adam():
 
 @pytest.mark.slow
 def test_a3c_learns_cartpole_with_two_workers_within_budget(results):
-    proc = run_script("a3c_benchmark.py", "--seed", "1", "--total-steps", "40000",
+    seed = learning_seed(1)
+    proc = run_script("a3c_benchmark.py", "--seed", seed, "--total-steps", "40000",
                       "--num-workers", "2", "--results-dir", results)
     assert proc.returncode == 0, proc.stderr
-    r = read_run(run_dir(results, ALGO, 1))
+    r = read_run(run_dir(results, ALGO, seed))
     assert r["summary"]["status"] == "completed"
     assert r["summary"]["total_steps"] == 40000  # the shared counter stops the workers exactly
     assert r["evals"]["mean_return"].max() >= 300, r["evals"]

@@ -303,6 +303,22 @@ def test_glossary_explains_every_logged_column():
     assert not missing, f"docs/README.md glossary lacks: {missing}"
 
 
+def test_every_updates_column_has_exactly_one_definition():
+    """One row per column in the updates.csv glossary, whichever algorithms log it: a column
+    means the same thing everywhere, so cross-algorithm plots compare like with like."""
+    from rlsuite import algorithms, records
+
+    section = (DOCS / "README.md").read_text(encoding="utf-8").split("### `updates.csv`")[1].split("\n### ")[0]
+    rows = re.findall(r"^\| `(\w+)` \|", section, flags=re.MULTILINE)
+    logged = list(records.UPDATE_COLUMNS)
+    for name in algorithms.NAMES:
+        logged += algorithms.get(name).module().UPDATE_COLUMNS
+    for column in set(logged):
+        assert rows.count(column) == 1, f"updates.csv column {column!r} has {rows.count(column)} glossary rows"
+    for name in algorithms.NAMES:  # an algorithm's own column never repeats a common one
+        assert not set(algorithms.get(name).module().UPDATE_COLUMNS) & set(records.UPDATE_COLUMNS), name
+
+
 def github_anchor(heading: str) -> str:
     """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to hyphens."""
     text = re.sub(r"[`*]", "", heading.strip().lower())

