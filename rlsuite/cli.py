@@ -115,7 +115,7 @@ def parse_integer(text: str) -> int | None:
     return int(text) if _INTEGER.fullmatch(text) else None
 
 
-def _int(text: str) -> int:
+def integer(text: str) -> int:
     value = parse_integer(text)
     if value is None:
         raise argparse.ArgumentTypeError(f"expected an integer like 42, got {text!r}")
@@ -218,20 +218,20 @@ def build_parser(prog: str, algo: str, config_cls, description: str = "") -> One
         common.add_argument(flag(name), help=COMMON_HELP[name], **kwargs)
 
     add("env", default="CartPole-v1", metavar="ID")
-    add("seed", type=_int, default=1, metavar="N")
+    add("seed", type=integer, default=1, metavar="N")
     add("results_dir", default="results", metavar="DIR")
-    add("eval_every", type=_int, default=5000, metavar="N")
-    add("eval_episodes", type=_int, default=20, metavar="N")
+    add("eval_every", type=integer, default=5000, metavar="N")
+    add("eval_episodes", type=integer, default=20, metavar="N")
     add("record_video", action="store_true")
-    add("video_episodes", type=_int, default=3, metavar="N")
+    add("video_episodes", type=integer, default=3, metavar="N")
     add("video_dir", default="videos", metavar="DIR")
-    add("threads", type=_int, default=1, metavar="N")
+    add("threads", type=integer, default=1, metavar="N")
     add("stop_when_solved", action="store_true")
     add("solve_threshold", type=finite_float, default=None, metavar="X")
     add("overwrite", action="store_true")
     add("evaluate", default=None, metavar="RUN_DIR")
     add("progress", action=argparse.BooleanOptionalAction, default=None)
-    add("snapshot_every", type=_int, default=0, metavar="N")
+    add("snapshot_every", type=integer, default=0, metavar="N")
 
     docs = field_docs(config_cls)
     hints = typing.get_type_hints(config_cls)
@@ -253,7 +253,7 @@ def build_parser(prog: str, algo: str, config_cls, description: str = "") -> One
     return parser
 
 
-CONVERTERS = {"bool": _bool, "int": _int, "float": finite_float, "str": str,
+CONVERTERS = {"bool": _bool, "int": integer, "float": finite_float, "str": str,
               "optional_float": _optional_float, "int_tuple": _int_tuple}
 
 # Validation by field name: the shared hyperparameter names mean the same in
