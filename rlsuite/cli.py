@@ -285,7 +285,7 @@ def check_value(name: str, value, kind: str) -> None:
     if kind == "int":
         limit = max_count(name)
         if not 1 <= value <= limit:
-            raise UsageError(f"argument {opt}: must be an integer in [1, {limit:,}], got {value}")
+            raise UsageError(f"argument {opt}: must be a positive integer, at most {limit:,}, got {value}")
     elif kind == "int_tuple":
         if not value or len(value) > MAX_HIDDEN_LAYERS or any(not 1 <= v <= MAX_HIDDEN_SIZE for v in value):
             raise UsageError(f"argument {opt}: must be 1 to {MAX_HIDDEN_LAYERS} integers in "
@@ -361,9 +361,8 @@ def check_common(args) -> None:
     for name, (lo, hi) in COMMON_BOUNDS.items():
         value = getattr(args, name)
         if not lo <= value <= hi:
-            zero = " (0: off)" if lo == 0 else ""
-            raise UsageError(f"argument {flag(name)}: must be an integer in [{lo}, {hi:,}]{zero}, "
-                             f"got {value}")
+            what = "0 (off) or a positive integer" if lo == 0 else "a positive integer"
+            raise UsageError(f"argument {flag(name)}: must be {what}, at most {hi:,}, got {value}")
     check_threads(args.threads)
     if args.seed < 0 or args.seed >= 2**31:
         raise UsageError(f"argument --seed: must be an integer in [0, 2**31), got {args.seed}")
