@@ -2,7 +2,7 @@
 
     python aggregate_results.py --results-dir results --out report
 
-Reads only the protocol's files (BENCHMARK_PROTOCOL.md) of every
+Reads only the protocol's files (docs/protocol.md) of every
 ``<results-dir>/<env>/<algo>/seed_<n>/``; a run that is incomplete or corrupt
 is skipped and named with the reason, never a crash. Writes to ``--out``:
 
@@ -17,9 +17,11 @@ is skipped and named with the reason, never a crash. Writes to ``--out``:
 
 Statistics follow Agarwal et al. 2021, "Deep RL at the Edge of the
 Statistical Precipice" (the rliable library): interquartile mean (IQM) and
-percentile stratified-bootstrap 95% confidence intervals with a fixed random
-state. They are re-implemented here as small tested functions because
-rliable 1.2.0 pulls arch, statsmodels, scipy and seaborn for three formulas.
+percentile bootstrap 95% confidence intervals over runs with a fixed random
+state. Every table and plot shows one env at a time, so the bootstrap has a
+single stratum (rliable's stratified form reduces to this one). They are
+re-implemented here as small tested functions because rliable 1.2.0 pulls
+arch, statsmodels, scipy and seaborn for three formulas.
 
 Exit status: 0 report written (skipped runs are named in it), 2 nothing to
 aggregate or bad arguments.
@@ -33,6 +35,7 @@ import os
 import re
 import sys
 import time
+import urllib.parse
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,12 +43,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rlsuite.cli import OneLineParser, UsageError, check_writable, create_folder, positive_int
+# The registry's names and order only: importing an algorithm module is never needed here.
+from rlsuite.algorithms import NAMES, rank as algo_rank
+from rlsuite.cli import OneLineParser, UsageError, check_writable, create_folder, parse_integer
 
 PROG = "aggregate_results.py"
-# BENCHMARK_PROTOCOL.md, "Algorithms and names": tables and plots use this order and these colours.
-ALGORITHMS = ("policy_gradient", "a2c", "a3c", "ppo", "trpo")
 RANDOM_STATE = 0
+# Fewer resamples than 100 give percentiles from a handful of values; more than
+# 100,000 hold reps x runs x grid points in memory for the curve bands.
+MIN_REPS, MAX_REPS = 100, 100_000
 CONFIDENCE = 0.95
 GRID_POINTS = 100
 TRAIN_RETURN_WINDOW = 20  # episodes in the rolling mean of training returns before resampling
@@ -56,9 +62,11 @@ SUMMARY_FIELDS = {
     "time_to_solve_s": (float, int, type(None)), "final_eval_mean": (float, int),
     "final_eval_std": (float, int), "last100_train_return": (float, int, type(None)),
 }
+# Counts, durations and spreads: a negative one is a corrupt file, not a measurement.
+NON_NEGATIVE = ("seed", "total_steps", "train_time_s", "steps_to_solve", "time_to_solve_s", "final_eval_std")
+CANONICAL_SEED = re.compile(r"seed_(0|[1-9][0-9]*)")
 EVAL_COLUMNS = ("global_step", "train_time_s", "mean_return")
 EPISODE_COLUMNS = ("global_step", "train_time_s", "return")
-
 
 
 class RunError(Exception):
@@ -83,26 +91,23 @@ def mean(scores, axis: int = -1):
     return np.asarray(scores, dtype=float).mean(axis=axis)
 
 
-def stratified_bootstrap_ci(strata, statistic, reps: int = 2000, seed: int = RANDOM_STATE,
-                            confidence: float = CONFIDENCE):
-    """Point estimate and percentile bootstrap CI of ``statistic`` over pooled runs.
+def bootstrap_ci(samples, statistic, reps: int = 2000, seed: int = RANDOM_STATE,
+                 confidence: float = CONFIDENCE):
+    """Point estimate and percentile bootstrap CI of ``statistic`` over runs.
 
-    ``strata`` is a list of 1-D score arrays, one per task (here: per env);
-    each bootstrap replicate resamples runs with replacement within every
-    stratum separately (so each task keeps its number of runs), pools them
-    and applies ``statistic(samples, axis=-1)``. ``statistic`` may return a
-    vector per replicate (e.g. a performance profile). Returns
-    (point, low, high).
+    ``samples`` holds one run per row: a 1-D array of scores, or runs x grid
+    points for a learning curve. Each replicate draws as many runs as there
+    are, with replacement, and applies ``statistic(x, axis)`` along the runs
+    axis; a statistic may return a vector per replicate (a performance
+    profile). Returns (point, low, high), each the shape of one statistic.
     """
-    strata = [np.asarray(s, dtype=float) for s in strata]
-    if not strata or any(s.size == 0 for s in strata):
-        raise ValueError("every stratum needs at least one score")
+    samples = np.asarray(samples, dtype=float)
+    n = samples.shape[0]
+    if n == 0:
+        raise ValueError("the bootstrap needs at least one run")
     rng = np.random.default_rng(seed)
-    pooled = np.concatenate(strata)
-    point = statistic(pooled, axis=-1)
-    samples = np.concatenate(
-        [s[rng.integers(0, s.size, size=(reps, s.size))] for s in strata], axis=1)
-    replicates = statistic(samples, axis=-1)
+    point = statistic(samples, axis=0)
+    replicates = statistic(samples[rng.integers(0, n, size=(reps, n))], axis=1)
     tail = 100 * (1 - confidence) / 2
     low, high = np.percentile(replicates, [tail, 100 - tail], axis=0)
     return point, low, high
@@ -143,20 +148,6 @@ def common_grid(curves, points: int = GRID_POINTS):
     if not hi > lo:
         return None
     return np.linspace(lo, hi, points)
-
-
-def mean_band(matrix, reps: int = 1000, seed: int = RANDOM_STATE, confidence: float = CONFIDENCE):
-    """Mean over runs (rows) at each grid point, with a percentile bootstrap CI across runs."""
-    matrix = np.asarray(matrix, dtype=float)
-    n = matrix.shape[0]
-    centre = matrix.mean(axis=0)
-    if n < 2:
-        return centre, centre, centre
-    rng = np.random.default_rng(seed)
-    means = matrix[rng.integers(0, n, size=(reps, n))].mean(axis=1)
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(means, [tail, 100 - tail], axis=0)
-    return centre, low, high
 
 
 # -- loading ----------------------------------------------------------------------------
@@ -204,6 +195,8 @@ def read_summary_checked(run_dir: Path) -> dict:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise RunError(f"summary.json is not valid JSON ({exc})") from None
+    except RecursionError:  # json recurses once per nesting level
+        raise RunError("summary.json is nested too deeply to be a summary") from None
     if not isinstance(summary, dict):
         raise RunError("summary.json is not a JSON object")
     if summary.get("status") != "completed":
@@ -215,14 +208,19 @@ def read_summary_checked(run_dir: Path) -> dict:
         value = summary[key]
         if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
             raise RunError(f"summary.json has {key}={value!r}")
+        # json accepts NaN and Infinity; NaN would sort as the largest score and bias the IQM
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RunError(f"summary.json has {key}={value!r}, not a finite number")
+        if key in NON_NEGATIVE and value is not None and value < 0:
+            raise RunError(f"summary.json has {key}={value!r}, which cannot be negative")
     return summary
 
 
 def load_run(run_dir: Path, env_id: str, algo: str, seed: int):
     summary = read_summary_checked(run_dir)
     if (summary["env_id"], summary["algo"], summary["seed"]) != (env_id, algo, seed):
-        raise RunError(f"summary.json describes {summary['env_id']}/{summary['algo']}/seed_{summary['seed']}, "
-                       "not this folder")
+        found = f"{summary['env_id']}/{summary['algo']}/seed_{summary['seed']}"
+        raise RunError(f"summary.json describes {found}, not this folder")
     evals = read_csv_checked(run_dir / "evals.csv", EVAL_COLUMNS)
     episodes = read_csv_checked(run_dir / "episodes.csv", EPISODE_COLUMNS)
     row = {k: summary[k] for k in SUMMARY_FIELDS if k != "status"}
@@ -230,24 +228,46 @@ def load_run(run_dir: Path, env_id: str, algo: str, seed: int):
     return row, evals, episodes
 
 
-def find_run_dirs(results_dir: Path):
-    """(env_id, algo, seed, path) of every <env>/<algo>/seed_<n>/; env ids may hold '/'."""
+def _printable(part: str) -> bool:
+    """Whether a folder name is valid Unicode (a non-UTF-8 name decodes to lone surrogates)."""
+    try:
+        part.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def find_run_dirs(results_dir: Path, skipped: list | None = None):
+    """(env_id, algo, seed, path) of every <env>/<algo>/seed_<n>/; env ids may hold '/'.
+
+    Folders that look like runs but cannot be one, or would count a seed twice
+    (``seed_01`` beside ``seed_1``), are appended to ``skipped`` as (label, reason).
+    """
     found = []
     for path in sorted(results_dir.rglob("seed_*")):
         if not path.is_dir():
             continue
         rel = path.relative_to(results_dir).parts
-        if len(rel) < 3:
+        if len(rel) < 3 or not re.fullmatch(r"seed_[0-9]+", rel[-1]):
             continue
-        match = re.fullmatch(r"seed_(\d+)", rel[-1])
-        if match:
-            found.append(("/".join(rel[:-2]), rel[-2], int(match[1]), path))
+        if not all(_printable(part) for part in rel):
+            label = os.fsencode(path.relative_to(results_dir)).decode("utf-8", "backslashreplace")
+            if skipped is not None:
+                skipped.append((label, "the folder name is not valid UTF-8"))
+            continue
+        if not CANONICAL_SEED.fullmatch(rel[-1]):
+            if skipped is not None:
+                seed = int(rel[-1].removeprefix("seed_"))
+                skipped.append(("/".join(rel), f"not a run folder name the runners write (seed {seed} "
+                                               f"is seed_{seed}); skipped so no seed counts twice"))
+            continue
+        found.append(("/".join(rel[:-2]), rel[-2], int(rel[-1].removeprefix("seed_")), path))
     return found
 
 
 def load_results(results_dir: Path) -> Loaded:
     rows, evals, episodes, skipped = [], [], [], []
-    for env_id, algo, seed, path in find_run_dirs(Path(results_dir)):
+    for env_id, algo, seed, path in find_run_dirs(Path(results_dir), skipped):
         label = f"{env_id}/{algo}/seed_{seed}"
         try:
             row, ev, ep = load_run(path, env_id, algo, seed)
@@ -271,10 +291,6 @@ def load_results(results_dir: Path) -> Loaded:
                   pd.concat(episodes, ignore_index=True) if episodes else empty_ep, skipped)
 
 
-def algo_rank(algo: str):
-    return (ALGORITHMS.index(algo), "") if algo in ALGORITHMS else (len(ALGORITHMS), algo)
-
-
 def algos_in(frame: pd.DataFrame) -> list[str]:
     return sorted(frame["algo"].unique(), key=algo_rank)
 
@@ -282,13 +298,13 @@ def algos_in(frame: pd.DataFrame) -> list[str]:
 # -- tables -------------------------------------------------------------------------
 
 def summarize(runs: pd.DataFrame, reps: int = 2000) -> pd.DataFrame:
-    """One row per env x algorithm; CIs from a stratified bootstrap over seeds (one stratum per env)."""
+    """One row per env x algorithm; CIs from a bootstrap over that pair's runs (seeds)."""
     out = []
     for (env_id, algo), group in runs.groupby(["env_id", "algo"], sort=False):
         scores = group["final_eval_mean"].to_numpy(float)
         solved = group[group["solved"] == True]  # noqa: E712 - None means "no threshold"
-        mean_pt, mean_lo, mean_hi = stratified_bootstrap_ci([scores], mean, reps)
-        iqm_pt, iqm_lo, iqm_hi = stratified_bootstrap_ci([scores], iqm, reps)
+        mean_pt, mean_lo, mean_hi = bootstrap_ci(scores, mean, reps)
+        iqm_pt, iqm_lo, iqm_hi = bootstrap_ci(scores, iqm, reps)
         row = {"env_id": env_id, "algo": algo, "runs": len(group), "runs_solved": len(solved)}
         for col in ("steps_to_solve", "time_to_solve_s"):
             values = solved[col].to_numpy(float)
@@ -322,9 +338,11 @@ def summary_markdown(table: pd.DataFrame) -> str:
             f"{_num(r.steps_to_solve_median, thousands=True)} "
             f"[{_num(r.steps_to_solve_q25, thousands=True)}–{_num(r.steps_to_solve_q75, thousands=True)}]"
             if r.runs_solved else "–",
-            f"{_num(r.time_to_solve_s_median)} [{_num(r.time_to_solve_s_q25)}–{_num(r.time_to_solve_s_q75)}]"
+            f"{_num(r.time_to_solve_s_median)} "
+            f"[{_num(r.time_to_solve_s_q25)}–{_num(r.time_to_solve_s_q75)}]"
             if r.runs_solved else "–",
-            f"{_num(r.final_eval_mean)} [{_num(r.final_eval_mean_ci_low)}, {_num(r.final_eval_mean_ci_high)}]",
+            f"{_num(r.final_eval_mean)} "
+            f"[{_num(r.final_eval_mean_ci_low)}, {_num(r.final_eval_mean_ci_high)}]",
             f"{_num(r.final_eval_iqm)} [{_num(r.final_eval_iqm_ci_low)}, {_num(r.final_eval_iqm_ci_high)}]",
             _num(r.last100_train_return_mean),
         ])
@@ -359,15 +377,16 @@ def algo_colour(algo: str):
     palette = matplotlib.colormaps["tab10"].colors
     rank = algo_rank(algo)[0]
     # Names outside the protocol's five get a stable colour of their own (str hash() is salted).
-    return palette[rank if rank < len(ALGORITHMS) else len(ALGORITHMS) + zlib.crc32(algo.encode()) % 5]
+    return palette[rank if rank < len(NAMES) else len(NAMES) + zlib.crc32(algo.encode()) % 5]
 
 
 def slug(env_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", env_id)
 
 
-def curve_bands(frame: pd.DataFrame, x: str, y: str):
-    """Per algorithm: (grid, mean, low, high, n_runs), each run resampled onto the common grid."""
+def curve_bands(frame: pd.DataFrame, x: str, y: str, reps: int = 1000):
+    """Per algorithm: (grid, mean, low, high, n_runs), each run resampled onto the common grid;
+    the band is the bootstrap CI of the mean over runs at each grid point."""
     bands = {}
     for algo in algos_in(frame):
         curves = [(g[x].to_numpy(float), g[y].to_numpy(float))
@@ -378,7 +397,7 @@ def curve_bands(frame: pd.DataFrame, x: str, y: str):
         if grid is None:
             continue
         matrix = np.vstack([resample(cx, cy, grid) for cx, cy in curves])
-        bands[algo] = (grid, *mean_band(matrix), len(curves))
+        bands[algo] = (grid, *bootstrap_ci(matrix, mean, reps), len(curves))
     return bands
 
 
@@ -391,7 +410,8 @@ def smoothed_training_returns(episodes: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else episodes.assign(smoothed_return=[])
 
 
-def plot_learning_curves(env_id: str, evals: pd.DataFrame, episodes: pd.DataFrame, threshold, path: Path):
+def plot_learning_curves(env_id: str, evals: pd.DataFrame, episodes: pd.DataFrame, threshold, reps: int,
+                         path: Path):
     plt = _plt()
     train = smoothed_training_returns(episodes)
     panels = [
@@ -404,7 +424,7 @@ def plot_learning_curves(env_id: str, evals: pd.DataFrame, episodes: pd.DataFram
     ]
     fig, axes = plt.subplots(2, 2, figsize=(12, 8), constrained_layout=True)
     for ax, (frame, x, y, title, xlabel) in zip(axes.flat, panels):
-        for algo, (grid, centre, low, high, n) in curve_bands(frame, x, y).items():
+        for algo, (grid, centre, low, high, n) in curve_bands(frame, x, y, reps).items():
             colour = algo_colour(algo)
             ax.plot(grid, centre, color=colour, lw=1.8, label=f"{algo} (n={n})")
             ax.fill_between(grid, low, high, color=colour, alpha=0.2, lw=0)
@@ -437,7 +457,7 @@ def plot_final_scores(env_id: str, runs: pd.DataFrame, reps: int, path: Path):
     values = {a: runs.loc[runs["algo"] == a, "final_eval_mean"].to_numpy(float) for a in algos}
     _strip(ax, algos, values)
     for i, algo in enumerate(algos):
-        point, low, high = stratified_bootstrap_ci([values[algo]], iqm, reps)
+        point, low, high = bootstrap_ci(values[algo], iqm, reps)
         ax.errorbar(i + 0.3, point, yerr=[[point - low], [high - point]], fmt="D", color="black",
                     ms=5, capsize=4, zorder=4, label="IQM, 95% CI" if i == 0 else None)
     ax.set_ylabel("final eval return (100 greedy episodes)")
@@ -476,8 +496,8 @@ def plot_performance_profile(env_id: str, runs: pd.DataFrame, reps: int, path: P
     fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
     for algo in algos_in(runs):
         scores = runs.loc[runs["algo"] == algo, "final_eval_mean"].to_numpy(float)
-        profile, low, high = stratified_bootstrap_ci(
-            [scores], lambda x, axis=-1: performance_profile(x, taus), reps)
+        profile, low, high = bootstrap_ci(
+            scores, lambda x, axis: performance_profile(np.moveaxis(x, axis, -1), taus), reps)
         colour = algo_colour(algo)
         ax.step(taus, profile, where="post", color=colour, lw=1.8, label=algo)
         ax.fill_between(taus, low, high, step="post", color=colour, alpha=0.15, lw=0)
@@ -504,10 +524,17 @@ def env_threshold(loaded: Loaded, env_id: str):
     return None
 
 
+def link_target(path: Path) -> str:
+    """A relative path as a Markdown link target: percent-encoded, since a space or a
+    parenthesis would end a plain (target) early and break the link."""
+    return urllib.parse.quote(Path(path).as_posix(), safe="/")
+
+
 def video_links(videos_dir: Path, out: Path, env_id: str, algo: str, seed: int) -> str:
     folder = videos_dir / env_id / algo / f"seed_{seed}"
-    files = sorted(folder.glob("episode_*.mp4"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
-    return " ".join(f"[{p.stem.replace('_', ' ')}]({Path(os.path.relpath(p, out)).as_posix()})"
+    files = [p for p in folder.glob("episode_*.mp4") if re.fullmatch(r"episode_[0-9]+", p.stem)]
+    files.sort(key=lambda p: int(p.stem.removeprefix("episode_")))
+    return " ".join(f"[{p.stem.replace('_', ' ')}]({link_target(os.path.relpath(p, out))})"
                     for p in files) or "–"
 
 
@@ -518,7 +545,8 @@ def runs_markdown(runs: pd.DataFrame, videos_dir: Path, out: Path) -> str:
     for r in runs.itertuples():
         rows.append([
             r.env_id, r.algo, r.seed,
-            _num(r.steps_to_solve, thousands=True) if r.solved else ("not solved" if r.solved is False else "–"),
+            _num(r.steps_to_solve, thousands=True) if r.solved
+            else ("not solved" if r.solved is False else "–"),
             _num(r.time_to_solve_s) if r.solved else "–",
             f"{r.final_eval_mean:.1f} ± {r.final_eval_std:.1f}",
             _num(r.last100_train_return), _num(r.train_time_s), f"{r.total_steps:,}",
@@ -540,7 +568,7 @@ def write_report(loaded: Loaded, table: pd.DataFrame, plots: dict, results_dir: 
         f"Steps and time to solve: the first periodic greedy evaluation whose mean reaches the "
         f"solve threshold, over the solved runs only (median and interquartile range). Final eval: "
         f"100 greedy episodes of the final policy per run; mean and IQM (interquartile mean) "
-        f"across runs, with {int(CONFIDENCE * 100)}% percentile stratified-bootstrap confidence "
+        f"across runs, with {int(CONFIDENCE * 100)}% percentile bootstrap confidence "
         f"intervals ({reps} resamples, random state {RANDOM_STATE}; Agarwal et al. 2021). "
         f"Train time excludes evaluation. Machine-readable: [summary.csv](summary.csv), "
         f"[runs.csv](runs.csv).", "",
@@ -548,7 +576,7 @@ def write_report(loaded: Loaded, table: pd.DataFrame, plots: dict, results_dir: 
     for env_id, files in plots.items():
         lines += [f"## {env_id}", ""]
         for title, name in files:
-            lines += [f"### {title}", "", f"![{title}]({name})", ""]
+            lines += [f"### {title}", "", f"![{title}]({link_target(name)})", ""]
     lines += ["## Runs", "", runs_markdown(loaded.runs, videos_dir, out)]
     if loaded.skipped:
         lines += ["## Skipped runs", "", "These runs are not in any table or plot:", ""]
@@ -561,7 +589,12 @@ def write_report(loaded: Loaded, table: pd.DataFrame, plots: dict, results_dir: 
 
 # -- the command line -----------------------------------------------------------------------
 
-
+def reps_count(text: str) -> int:
+    """argparse type for --reps: an integer in [MIN_REPS, MAX_REPS]."""
+    value = parse_integer(text)
+    if value is None or not MIN_REPS <= value <= MAX_REPS:
+        raise argparse.ArgumentTypeError(f"expected an integer in [{MIN_REPS}, {MAX_REPS:,}], got {text!r}")
+    return value
 
 
 def build_parser() -> OneLineParser:
@@ -572,7 +605,8 @@ def build_parser() -> OneLineParser:
     p.add_argument("--out", default="report", metavar="DIR", help="where report.md, tables and plots go")
     p.add_argument("--videos-dir", default="videos", metavar="DIR",
                    help="root of the videos tree, linked from the report when present")
-    p.add_argument("--reps", type=positive_int, default=2000, metavar="N", help="bootstrap resamples")
+    p.add_argument("--reps", type=reps_count, default=2000, metavar="N",
+                   help=f"bootstrap resamples, {MIN_REPS} to {MAX_REPS:,}")
     return p
 
 
@@ -581,7 +615,7 @@ def check_inputs(args) -> tuple[Path, Path]:
     if not results_dir.is_dir():
         raise UsageError(f"argument --results-dir: {results_dir} is not a folder; give the results "
                          "tree written by the runners (run run_all_comparison.py first)")
-    if not find_run_dirs(results_dir):
+    if not find_run_dirs(results_dir, []):
         raise UsageError(f"argument --results-dir: {results_dir} holds no runs "
                          f"(expected {results_dir}/<env>/<algo>/seed_<n>/)")
     check_writable(out, "--out")
@@ -589,6 +623,14 @@ def check_inputs(args) -> tuple[Path, Path]:
 
 
 def main(argv=None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; the report in --out may be incomplete", file=sys.stderr)
+        return 130
+
+
+def _main(argv) -> int:
     args = build_parser().parse_args(argv)
     try:
         results_dir, out = check_inputs(args)
@@ -621,7 +663,8 @@ def main(argv=None) -> int:
             ("Steps to solve", f"steps_to_solve_{name}.png"),
             ("Performance profile", f"performance_profile_{name}.png"),
         ]
-        plot_learning_curves(env_id, evals, episodes, env_threshold(loaded, env_id), out / files[0][1])
+        plot_learning_curves(env_id, evals, episodes, env_threshold(loaded, env_id), args.reps,
+                             out / files[0][1])
         plot_final_scores(env_id, runs, args.reps, out / files[1][1])
         plot_steps_to_solve(env_id, runs, out / files[2][1])
         plot_performance_profile(env_id, runs, args.reps, out / files[3][1])

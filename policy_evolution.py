@@ -1,6 +1,6 @@
 """Policy evolution: how a run's action distribution sharpens and its weights move.
 
-Reads one run folder of the results tree (BENCHMARK_PROTOCOL.md) and draws:
+Reads one run folder of the results tree (docs/protocol.md) and draws:
 
 - policy_sharpening.png  the probability of the greedy action (updates.csv
   ``greedy_action_prob``, the batch mean of max_a pi(a|s)) and the policy
@@ -25,8 +25,6 @@ episodes are seeded, so every snapshot is probed on the same states.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import importlib
 import re
 import sys
 from pathlib import Path
@@ -35,12 +33,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rlsuite.cli import OneLineParser, UsageError, check_writable, create_folder
-from rlsuite.envs import make_env
+from rlsuite import algorithms
+from rlsuite.cli import (
+    OneLineParser,
+    UsageError,
+    check_value,
+    check_writable,
+    create_folder,
+    field_kinds,
+    integer,
+)
+from rlsuite.envs import EnvError, describe_env, make_env
 from rlsuite.evaluation import config_from_dict, read_run_config
 from rlsuite.runner import SNAPSHOT_DIR
-
-ALGORITHMS = ("policy_gradient", "a2c", "a3c", "ppo", "trpo")  # protocol names = module names
 # (x, x_dot, theta, theta_dot); theta > 0 is the pole leaning right, action 1 pushes right
 CARTPOLE_PROBES = {
     "upright, still": [0.0, 0.0, 0.0, 0.0],
@@ -51,18 +56,10 @@ CARTPOLE_PROBES = {
 }
 CARTPOLE_ACTIONS = ["push left", "push right"]
 PROBE_SEED_BASE = 7_000_000  # episode seeds of the random-policy probe episodes
+MAX_RANDOM_PROBES = 100  # one bar per probe state: more would not fit on a figure
 
 
 # -- loading --------------------------------------------------------------------------------
-
-def config_class(module):
-    """The algorithm's hyperparameter dataclass: the module's one dataclass named *Config."""
-    found = [obj for name, obj in vars(module).items()
-             if name.endswith("Config") and dataclasses.is_dataclass(obj) and obj.__module__ == module.__name__]
-    if len(found) != 1:
-        raise UsageError(f"{module.__name__}.py: expected one *Config dataclass, found {len(found)}")
-    return found[0]
-
 
 def snapshot_files(run_dir: Path) -> list[tuple[int, Path]]:
     files = []
@@ -75,8 +72,13 @@ def snapshot_files(run_dir: Path) -> list[tuple[int, Path]]:
 
 def load_snapshots(run_dir: Path, config: dict) -> list[tuple[int, torch.nn.Module]]:
     """(step, actor) for every snapshot, each actor rebuilt with the algorithm's ``build_actor``."""
-    module = importlib.import_module(config["algo"])
-    cfg = config_from_dict(config_class(module), config["hyperparameters"])
+    entry = algorithms.get(config["algo"])
+    module = entry.module()
+    try:
+        cfg = config_from_dict(entry.config_class(), config["hyperparameters"])
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"argument RUN_DIR: hyperparameters in config.json do not fit "
+                         f"{entry.config}: {exc}") from None
     out = []
     for step, path in snapshot_files(run_dir):
         actor = module.build_actor(config["obs_dim"], config["n_actions"], cfg)
@@ -141,7 +143,8 @@ def weight_evolution(snapshots, update_steps) -> pd.DataFrame:
     rows, previous, previous_step = [], None, None
     for step, actor in snapshots:
         params = layer_parameters(actor)
-        n_updates = None if previous is None else int(((update_steps > previous_step) & (update_steps <= step)).sum())
+        n_updates = (None if previous is None
+                     else int(((update_steps > previous_step) & (update_steps <= step)).sum()))
         for layer, theta in params.items():
             update = None if previous is None else float(torch.linalg.vector_norm(theta - previous[layer]))
             rows.append({"global_step": step, "layer": layer, "norm": float(torch.linalg.vector_norm(theta)),
@@ -263,12 +266,41 @@ def plot_weights(weights: pd.DataFrame, title: str, path: Path) -> None:
 
 # -- command line ---------------------------------------------------------------------------
 
+def check_config(run_dir: Path, config: dict) -> None:
+    """The fields this script uses, with the types and ranges the runner wrote them with."""
+    where = f"argument RUN_DIR: {run_dir / 'config.json'}"
+    if config["algo"] not in algorithms.ALGORITHMS:
+        raise UsageError(f"{where}: unknown algo {config['algo']!r}; "
+                         f"expected one of {', '.join(algorithms.NAMES)}")
+    if not isinstance(config["env_id"], str):
+        raise UsageError(f"{where}: env_id must be a Gymnasium id, got {config['env_id']!r}")
+    try:
+        info = describe_env(config["env_id"])
+    except EnvError as exc:
+        raise UsageError(f"{where}: env_id {config['env_id']!r}: {str(exc).split(': ', 1)[-1]}") from None
+    for key, expected in (("obs_dim", info.obs_dim), ("n_actions", info.n_actions)):
+        value = config[key]
+        if value != expected or not isinstance(value, int) or isinstance(value, bool):
+            raise UsageError(f"{where}: {key} is {value!r} but {info.env_id} has {expected} here")
+    saved = config["hyperparameters"]
+    if not isinstance(saved, dict):
+        raise UsageError(f"{where}: hyperparameters must be an object of config fields, got {saved!r}")
+    for name, kind in field_kinds(algorithms.get(config["algo"]).config_class()).items():
+        value = saved.get(name)
+        if kind in ("int", "int_tuple") and value is not None:
+            items = value if kind == "int_tuple" and isinstance(value, list) else [value]
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+                raise UsageError(f"{where}: hyperparameters.{name} has the wrong type: {value!r}")
+            try:
+                check_value(name, tuple(items) if kind == "int_tuple" else value, kind)
+            except UsageError as exc:
+                raise UsageError(f"{where}: hyperparameters.{name}: {str(exc).split(': ', 1)[-1]}") from None
+
+
 def read_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:
     config = read_run_config(run_dir, "RUN_DIR", ("config.json", "updates.csv"),
                              ("algo", "env_id", "obs_dim", "n_actions", "hyperparameters"))
-    if config["algo"] not in ALGORITHMS:
-        raise UsageError(f"argument RUN_DIR: unknown algo {config['algo']!r} in config.json; "
-                         f"expected one of {', '.join(ALGORITHMS)}")
+    check_config(run_dir, config)
     try:
         updates = pd.read_csv(run_dir / "updates.csv")
     except (OSError, ValueError, pd.errors.ParserError):
@@ -278,14 +310,20 @@ def read_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:
                          "global_step and entropy columns")
     if updates.empty:
         raise UsageError(f"argument RUN_DIR: {run_dir / 'updates.csv'} has no rows yet")
+    for column in ("global_step", "entropy"):
+        values = pd.to_numeric(updates[column], errors="coerce")
+        if values.isna().all():
+            raise UsageError(f"argument RUN_DIR: {run_dir / 'updates.csv'} has no numeric {column} values")
+        updates[column] = values
     return config, updates
 
 
 def _steps(text: str) -> list[int]:
     try:
-        steps = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1000,20000,300000, got {text!r}") from None
+        steps = [integer(x) for x in text.split(",") if x.strip()]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers like 1000,20000,300000, got {text!r}") from None
     if not steps or min(steps) < 0:
         raise argparse.ArgumentTypeError(f"expected non-negative integers, got {text!r}")
     return steps
@@ -295,22 +333,33 @@ def parse_args(argv):
     parser = OneLineParser(prog="policy_evolution.py", description=__doc__.splitlines()[0],
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run folder: results/<env>/<algo>/seed_<n>/")
-    parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default: RUN_DIR/policy_evolution/)")
-    parser.add_argument("--random-probes", type=int, default=None, metavar="N",
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="output folder (default: RUN_DIR/policy_evolution/)")
+    parser.add_argument("--random-probes", type=integer, default=None, metavar="N",
                         help="probe states from random-policy episodes (default: 3 on CartPole-v1, else 8)")
-    parser.add_argument("--probe-seed", type=int, default=0, metavar="N", help="seed of the random-policy probe episodes")
+    parser.add_argument("--probe-seed", type=integer, default=0, metavar="N",
+                        help="seed of the random-policy probe episodes")
     parser.add_argument("--show-steps", type=_steps, default=None, metavar="S,S,...",
                         help="steps whose nearest snapshots the probe plot shows (default: first, "
                              "sqrt(first*last), last)")
     args = parser.parse_args(argv)
-    if args.random_probes is not None and args.random_probes < 0:
-        raise UsageError(f"argument --random-probes: must be >= 0, got {args.random_probes}")
+    if args.random_probes is not None and not 0 <= args.random_probes <= MAX_RANDOM_PROBES:
+        raise UsageError(f"argument --random-probes: must be in [0, {MAX_RANDOM_PROBES}], "
+                         f"got {args.random_probes}")
     if not 0 <= args.probe_seed < 1_000:
         raise UsageError(f"argument --probe-seed: must be in [0, 1000), got {args.probe_seed}")
     return args
 
 
 def main(argv=None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("policy_evolution.py: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv) -> int:
     try:
         args = parse_args(argv)
         run_dir = Path(args.run_dir)
@@ -335,7 +384,9 @@ def main(argv=None) -> int:
         print(f"note: no snapshots in {run_dir / SNAPSHOT_DIR}: train with --snapshot-every N "
               "for the probe-state and weight plots")
     else:
-        n_random = args.random_probes if args.random_probes is not None else (3 if env_id == "CartPole-v1" else 8)
+        n_random = args.random_probes
+        if n_random is None:
+            n_random = 3 if env_id == "CartPole-v1" else 8
         names, states = probe_states(env_id, n_random, args.probe_seed)
         action_names = (CARTPOLE_ACTIONS if env_id == "CartPole-v1"
                         else [f"action {a}" for a in range(config["n_actions"])])

@@ -7,6 +7,6 @@ from rlsuite.runner import main
 if __name__ == "__main__":
     sys.exit(main(
         "policy_gradient", policy_gradient.PolicyGradientConfig, policy_gradient.train,
-        policy_gradient.build_actor, update_columns=policy_gradient.UPDATE_COLUMNS,
+        update_columns=policy_gradient.UPDATE_COLUMNS,
         description=policy_gradient.__doc__.splitlines()[0],
     ))

@@ -6,6 +6,6 @@ from rlsuite.runner import main
 
 if __name__ == "__main__":
     sys.exit(main(
-        "ppo", ppo.PPOConfig, ppo.train, ppo.build_actor, update_columns=ppo.UPDATE_COLUMNS,
+        "ppo", ppo.PPOConfig, ppo.train, update_columns=ppo.UPDATE_COLUMNS,
         description=ppo.__doc__.splitlines()[0],
     ))

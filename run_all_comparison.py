@@ -32,14 +32,23 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlsuite.cli import OneLineParser, UsageError, check_writable, finite_float, parse_seeds, positive_int
+from rlsuite import algorithms
+from rlsuite.cli import (
+    COMMON_BOUNDS,
+    OneLineParser,
+    UsageError,
+    check_overrides,
+    check_threads,
+    check_writable,
+    field_kinds,
+    finite_float,
+    parse_seeds,
+    positive_int,
+)
 from rlsuite.records import is_completed, read_summary
 
 ROOT = Path(__file__).resolve().parent
 PROG = "run_all_comparison.py"
-
-# BENCHMARK_PROTOCOL.md, "Algorithms and names": the order is the report's order.
-ALGORITHMS = ("policy_gradient", "a2c", "a3c", "ppo", "trpo")
 
 # How long a runner gets between SIGTERM (it writes summary.json "interrupted"
 # and stops its workers) and SIGKILL of its whole process group.
@@ -47,22 +56,17 @@ DEFAULT_GRACE_S = 10.0
 FAILURES_FILE = "failures.txt"
 
 
-
-
-
 # -- parsing the matrix -------------------------------------------------------
 
 def parse_algos(items: list[str]) -> list[str]:
     names = [n.strip() for item in items for n in item.split(",") if n.strip()]
     if not names:
-        raise UsageError("argument --algos: give at least one of " + ", ".join(ALGORITHMS))
+        raise UsageError("argument --algos: give at least one of " + ", ".join(algorithms.NAMES))
     for name in names:
-        if name not in ALGORITHMS:
+        if name not in algorithms.ALGORITHMS:
             raise UsageError(f"argument --algos: unknown algorithm {name!r}; "
-                             f"choose from {', '.join(ALGORITHMS)}")
+                             f"choose from {', '.join(algorithms.NAMES)}")
     return list(dict.fromkeys(names))
-
-
 
 
 def parse_envs(items: list[str]) -> list[str]:
@@ -80,7 +84,11 @@ def parse_envs(items: list[str]) -> list[str]:
 
 
 def parse_overrides(items: list[str], algos: list[str]) -> dict[str, list[tuple[str, str]]]:
-    """``--set ppo.learning_rate=3e-4`` -> {"ppo": [("learning_rate", "3e-4")]}."""
+    """``--set ppo.learning_rate=3e-4`` -> {"ppo": [("learning_rate", "3e-4")]}.
+
+    Only the shape and the algorithm are checked here; ``check_override_values``
+    checks each field and value against the algorithm's config.
+    """
     overrides: dict[str, list[tuple[str, str]]] = {}
     for item in items:
         match = re.fullmatch(r"([A-Za-z0-9_]+)\.([A-Za-z_][A-Za-z0-9_-]*)=(.*)", item.strip())
@@ -88,9 +96,9 @@ def parse_overrides(items: list[str], algos: list[str]) -> dict[str, list[tuple[
             raise UsageError(f"argument --set: expected ALGO.FIELD=VALUE like ppo.learning_rate=3e-4, "
                              f"got {item!r}")
         algo, name, value = match[1], match[2].replace("-", "_"), match[3]
-        if algo not in ALGORITHMS:
+        if algo not in algorithms.ALGORITHMS:
             raise UsageError(f"argument --set: unknown algorithm {algo!r} in {item!r}; "
-                             f"choose from {', '.join(ALGORITHMS)}")
+                             f"choose from {', '.join(algorithms.NAMES)}")
         if algo not in algos:
             raise UsageError(f"argument --set: {algo} is not in --algos ({','.join(algos)}); "
                              f"drop {item!r} or add {algo} to --algos")
@@ -100,30 +108,39 @@ def parse_overrides(items: list[str], algos: list[str]) -> dict[str, list[tuple[
     return overrides
 
 
-def override_flags(pairs: list[tuple[str, str]]) -> list[str]:
+def check_override_values(overrides: dict[str, list[tuple[str, str]]]) -> dict[str, dict]:
+    """Every --set value parsed and checked as its runner would (rlsuite.cli), up front.
+
+    A runner's flags are the common ones plus one per field of its config
+    dataclass, so the config class from the registry says which names exist;
+    the runner script itself is never asked. Returns {algo: {field: value}}.
+    """
+    checked = {}
+    for algo, pairs in overrides.items():
+        try:
+            config_cls = algorithms.get(algo).config_class()
+        except ImportError as exc:
+            raise UsageError(f"argument --set: cannot read {algo}'s hyperparameters: {exc}") from None
+        checked[algo] = check_overrides(config_cls, pairs, algo)
+    return checked
+
+
+def override_flags(algo: str, pairs: list[tuple[str, str]], values: dict) -> list[str]:
     """Config field -> the runner's flag (rlsuite.cli: underscores become dashes).
 
     Booleans are BooleanOptionalAction flags there: ``field=true`` becomes
-    ``--field`` and ``field=false`` becomes ``--no-field``.
+    ``--field`` and ``field=false`` becomes ``--no-field``. Other values go as
+    typed, so the runner's log shows what the user wrote.
     """
+    kinds = field_kinds(algorithms.get(algo).config_class()) if pairs else {}
     flags = []
-    for name, value in pairs:
+    for name, text in pairs:
         opt = "--" + name.replace("_", "-")
-        lowered = value.strip().lower()
-        if lowered in ("true", "yes", "on"):
-            flags.append(opt)
-        elif lowered in ("false", "no", "off"):
-            flags.append("--no-" + name.replace("_", "-"))
+        if kinds[name] == "bool":
+            flags.append(opt if values[name] else "--no-" + name.replace("_", "-"))
         else:
-            flags.extend([opt, value])
+            flags.extend([opt, text.strip()])
     return flags
-
-
-def runner_flags(runner: Path) -> set[str]:
-    """The flags a runner accepts, read from its ``--help``."""
-    proc = subprocess.run([sys.executable, str(runner), "--help"], capture_output=True,
-                          text=True, timeout=120, cwd=ROOT)
-    return set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", proc.stdout))
 
 
 # -- the runs -----------------------------------------------------------------
@@ -156,8 +173,6 @@ class Outcome:
     error: str | None = None
 
 
-
-
 def log_tail(path: Path, lines: int = 8) -> str:
     try:
         text = Path(path).read_text(encoding="utf-8", errors="replace")
@@ -166,17 +181,9 @@ def log_tail(path: Path, lines: int = 8) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def a3c_slots(overrides: list[tuple[str, str]], jobs: int) -> int:
-    """An A3C run occupies one core per worker (its num_workers, default os.cpu_count())."""
-    workers = os.cpu_count() or 1
-    for name, value in overrides:
-        if name == "num_workers":
-            try:
-                workers = int(value)
-            except ValueError:
-                raise UsageError(f"argument --set: a3c.num_workers must be an integer, got {value!r}") from None
-            if workers < 1:
-                raise UsageError(f"argument --set: a3c.num_workers must be >= 1, got {workers}")
+def a3c_slots(values: dict, jobs: int) -> int:
+    """An A3C run occupies one core per worker (its num_workers, checked, or the config default)."""
+    workers = values.get("num_workers", algorithms.get("a3c").config_class()().num_workers)
     return max(1, min(workers, jobs))
 
 
@@ -185,7 +192,7 @@ PASS_VALUE = ("total_steps", "eval_every", "eval_episodes", "video_episodes", "t
 PASS_SWITCH = ("record_video", "stop_when_solved", "overwrite")
 
 
-def build_specs(args, algos, seeds, envs, overrides, runner_dir: Path, jobs: int) -> list[RunSpec]:
+def build_specs(args, algos, seeds, envs, overrides, values, runner_dir: Path, jobs: int) -> list[RunSpec]:
     results_dir = Path(args.results_dir).absolute()
     common = ["--results-dir", str(results_dir), "--video-dir", str(Path(args.video_dir).absolute()),
               "--no-progress"]
@@ -203,9 +210,9 @@ def build_specs(args, algos, seeds, envs, overrides, runner_dir: Path, jobs: int
         for seed in seeds:
             for algo in algos:
                 runner = runner_dir / f"{algo}_benchmark.py"
-                extra = override_flags(overrides.get(algo, []))
+                extra = override_flags(algo, overrides.get(algo, []), values.get(algo, {}))
                 cmd = [sys.executable, str(runner), "--env", env_id, "--seed", str(seed), *common, *extra]
-                slots = a3c_slots(overrides.get(algo, []), jobs) if algo == "a3c" else 1
+                slots = a3c_slots(values.get(algo, {}), jobs) if algo == "a3c" else 1
                 specs.append(RunSpec(
                     algo, env_id, seed, results_dir / env_id / algo / f"seed_{seed}", cmd, slots,
                     missing_runner=None if runner.is_file() else f"{runner.name} not found in {runner_dir}",
@@ -551,8 +558,6 @@ def write_failures(path: Path, failures: list[Outcome]) -> None:
 
 # -- the command line -------------------------------------------------------------
 
-
-
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -563,46 +568,54 @@ def _positive_float(text: str) -> float:
     return value
 
 
-
-
 def build_parser() -> OneLineParser:
+    # Defaults are written in words in each help text: several are "decided later"
+    # (None), which argparse's own "(default: None)" would not explain.
     p = OneLineParser(prog=PROG, description=__doc__.splitlines()[0],
-                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                      formatter_class=lambda prog: argparse.HelpFormatter(prog, max_help_position=34,
+                                                                          width=100))
     m = p.add_argument_group("the matrix")
-    m.add_argument("--algos", nargs="+", default=[",".join(ALGORITHMS)], metavar="ALGO",
-                   help="algorithms, comma- or space-separated: " + ", ".join(ALGORITHMS))
+    m.add_argument("--algos", nargs="+", default=[",".join(algorithms.NAMES)], metavar="ALGO",
+                   help="algorithms, comma- or space-separated (default: all five: "
+                        + ", ".join(algorithms.NAMES) + ")")
     m.add_argument("--seeds", nargs="+", default=["1-5"], metavar="SEEDS",
-                   help="seeds: a range 1-5, a list 1,2,3, or both")
+                   help="seeds: a range 1-5, a list 1,2,3, or both (default: 1-5)")
     m.add_argument("--envs", nargs="+", default=["CartPole-v1"], metavar="ID",
-                   help="Gymnasium ids (Box observations, Discrete actions)")
+                   help="Gymnasium ids with Box observations and Discrete actions (default: CartPole-v1)")
     m.add_argument("--set", dest="overrides", action="append", default=[], metavar="ALGO.FIELD=VALUE",
                    help="per-algorithm hyperparameter, passed to that runner as --field VALUE "
-                        "(repeatable), e.g. ppo.learning_rate=3e-4")
+                        "(repeatable), e.g. ppo.learning_rate=3e-4; checked before anything runs "
+                        "(default: each algorithm's own defaults)")
     x = p.add_argument_group("execution")
     x.add_argument("--jobs", type=positive_int, default=None, metavar="N",
                    help="runs at a time; an A3C run takes as many slots as it has workers "
                         "(default: the number of cores; with --backend ray: the cluster's CPUs)")
     x.add_argument("--timeout", type=_positive_float, default=3600.0, metavar="SECONDS",
-                   help="per-run wall-time limit; the run is stopped and listed as failed")
+                   help="per-run wall-time limit; the run is stopped and listed as failed "
+                        "(default: 3600, one hour)")
     x.add_argument("--strict", action="store_true", help="stop the whole matrix at the first failed run")
     x.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="local: a process pool on this machine; ray: tasks on a Ray cluster "
-                        "(pip install -r requirements-ray.txt), results dir on a shared filesystem")
+                        "(pip install -r requirements-ray.txt), results dir on a shared filesystem "
+                        "(default: local)")
     x.add_argument("--address", default="auto",
-                   help="Ray cluster address for --backend ray ('local' starts a throwaway one here)")
+                   help="Ray cluster address for --backend ray; 'local' starts a throwaway one here "
+                        "(default: auto, the cluster `ray start` made on this machine)")
     x.add_argument("--dry-run", action="store_true", help="print the runs and their commands, run nothing")
     x.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="matrix progress bar (default: only when stderr is a terminal)")
     x.add_argument("--no-aggregate", action="store_true", help="do not run aggregate_results.py at the end")
     x.add_argument("--report-dir", default="report", metavar="DIR",
-                   help="where the aggregator writes report.md, tables and plots")
+                   help="where the aggregator writes report.md, tables and plots (default: report)")
     # Undocumented: tests point these at fake runners and short grace periods.
     x.add_argument("--runner-dir", default=str(ROOT), help=argparse.SUPPRESS)
     x.add_argument("--grace", type=_positive_float, default=DEFAULT_GRACE_S, help=argparse.SUPPRESS)
 
-    c = p.add_argument_group("passed to every runner (BENCHMARK_PROTOCOL.md)")
-    c.add_argument("--results-dir", default="results", metavar="DIR", help="root of the results tree")
-    c.add_argument("--video-dir", default="videos", metavar="DIR", help="root of the videos tree")
+    c = p.add_argument_group("passed to every runner (docs/protocol.md)")
+    c.add_argument("--results-dir", default="results", metavar="DIR",
+                   help="root of the results tree (default: results)")
+    c.add_argument("--video-dir", default="videos", metavar="DIR",
+                   help="root of the videos tree (default: videos)")
     c.add_argument("--total-steps", type=positive_int, default=None, metavar="N",
                    help="training budget (default: each algorithm's tuned default)")
     c.add_argument("--eval-every", type=positive_int, default=None, metavar="N",
@@ -614,7 +627,8 @@ def build_parser() -> OneLineParser:
                    help="episodes to record (runner default 3)")
     c.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="torch threads per run (runner default 1)")
-    c.add_argument("--stop-when-solved", action="store_true", help="end each run at its first solving evaluation")
+    c.add_argument("--stop-when-solved", action="store_true",
+                   help="end each run at its first solving evaluation")
     c.add_argument("--solve-threshold", type=finite_float, default=None, metavar="X",
                    help="return that counts as solved (default: the env's reward_threshold)")
     c.add_argument("--overwrite", action="store_true",
@@ -622,39 +636,45 @@ def build_parser() -> OneLineParser:
     return p
 
 
-
 def plan(args):
-    """Validate everything before anything is written. Returns (specs, jobs, backend)."""
+    """Validate everything before anything is written.
+
+    Returns (algos, seeds, envs, overrides, values, runner_dir): the --set pairs
+    as typed per algorithm, and the same values parsed and checked.
+    """
     algos = parse_algos(args.algos)
     seeds = parse_seeds(args.seeds)
     overrides = parse_overrides(args.overrides, algos)
+    values = check_override_values(overrides)
+    for name, (lo, hi) in COMMON_BOUNDS.items():
+        value = getattr(args, name, None)
+        if value is not None and not lo <= value <= hi:
+            raise UsageError(f"argument --{name.replace('_', '-')}: must be an integer in [{lo}, {hi:,}], "
+                             f"got {value}")
+    if args.threads is not None:
+        check_threads(args.threads)
     envs = parse_envs(args.envs)
     runner_dir = Path(args.runner_dir).absolute()
     check_writable(Path(args.results_dir), "--results-dir")
     if args.record_video:
-        check_writable(Path(args.video_dir), "--video-dir")
+        # each run's own folder, as the runner will check it: one may exist and be unwritable
+        for env_id in envs:
+            for algo in algos:
+                for seed in seeds:
+                    check_writable(Path(args.video_dir) / env_id / algo / f"seed_{seed}", "--video-dir")
     if not args.no_aggregate:
         check_writable(Path(args.report_dir), "--report-dir")
     present = [a for a in algos if (runner_dir / f"{a}_benchmark.py").is_file()]
     if not present:
         missing = ", ".join(f"{a}_benchmark.py" for a in algos)
         raise UsageError(f"argument --algos: no runner found ({missing} not found in {runner_dir})")
-    for algo, pairs in overrides.items():
-        runner = runner_dir / f"{algo}_benchmark.py"
-        if not runner.is_file():
-            continue
-        known = runner_flags(runner)
-        for name, _ in pairs:
-            if "--" + name.replace("_", "-") not in known:
-                raise UsageError(f"argument --set: {runner.name} has no flag --{name.replace('_', '-')} "
-                                 f"(from {algo}.{name}); see python {runner.name} --help")
-    return algos, seeds, envs, overrides, runner_dir
+    return algos, seeds, envs, overrides, values, runner_dir
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        algos, seeds, envs, overrides, runner_dir = plan(args)
+        algos, seeds, envs, overrides, values, runner_dir = plan(args)
         backend = None
         if args.backend == "ray" and not args.dry_run:
             try:
@@ -672,13 +692,16 @@ def main(argv=None) -> int:
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted while planning; nothing was started", file=sys.stderr)
+        return 130
 
     if backend is None:
         backend = LocalBackend(args.timeout, args.grace)
         jobs = args.jobs or os.cpu_count() or 1
     else:
         jobs = args.jobs or backend.cluster_cpus()
-    specs = build_specs(args, algos, seeds, envs, overrides, runner_dir, jobs)
+    specs = build_specs(args, algos, seeds, envs, overrides, values, runner_dir, jobs)
     missing = [s for s in specs if s.missing_runner]
     todo = [s for s in specs if not s.missing_runner and (args.overwrite or not is_completed(s.run_dir))]
     already = len(specs) - len(missing) - len(todo)
@@ -694,7 +717,8 @@ def main(argv=None) -> int:
         return 0
 
     started = time.monotonic()
-    progress = Progress(len(specs), already, args.progress if args.progress is not None else sys.stderr.isatty())
+    show_bar = args.progress if args.progress is not None else sys.stderr.isatty()
+    progress = Progress(len(specs), already, show_bar)
     outcomes = [Outcome(s, "failed", error=s.missing_runner) for s in missing]
     for o in outcomes:
         progress.advance(fmt_outcome(o))

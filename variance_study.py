@@ -42,7 +42,18 @@ import numpy as np
 import torch
 
 import policy_gradient
-from rlsuite.cli import OneLineParser, UsageError, check_writable, create_folder
+from rlsuite.cli import (
+    MAX_EPISODES_PER_UPDATE,
+    MAX_STEPS,
+    OneLineParser,
+    UsageError,
+    check_threads,
+    check_writable,
+    create_folder,
+    finite_float,
+    integer,
+    parse_integer,
+)
 from rlsuite.envs import EnvError, describe_env, make_env, make_seeded_envs, run_episodes
 from rlsuite.returns import gae
 from rlsuite.runner import seed_everything
@@ -56,6 +67,7 @@ CSV_COLUMNS = [
 # Episode seeds of the study's batches: apart from training (seed + i), periodic
 # evaluation (10_000 + ...) and final evaluation (1_000_000 + ...) seeds.
 STUDY_SEED_BASE = 5_000_000
+MAX_BATCHES = 100_000  # every batch's gradient is kept in memory for the variance
 
 
 # -- the estimators and their statistics (pure; unit-tested in closed form) ----------------
@@ -322,10 +334,9 @@ def write_csv(rows: list[dict], path: Path) -> None:
 # -- command line ---------------------------------------------------------------------------
 
 def _steps(text: str) -> tuple[int, ...]:
-    try:
-        steps = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 0,3000,10000, got {text!r}") from None
+    steps = tuple(parse_integer(x) for x in text.split(",") if x.strip())
+    if None in steps:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 0,3000,10000, got {text!r}")
     return steps
 
 
@@ -334,35 +345,41 @@ def parse_args(argv):
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--env", default="CartPole-v1", metavar="ID",
                         help="Gymnasium id with a Box observation space and Discrete actions")
-    parser.add_argument("--seed", type=int, default=1, metavar="N",
-                        help="seeds training (as policy_gradient_benchmark.py --seed N) and the sampled batches")
+    parser.add_argument("--seed", type=integer, default=1, metavar="N",
+                        help="seeds training (as policy_gradient_benchmark.py --seed N) "
+                             "and the sampled batches")
     parser.add_argument("--snapshot-steps", type=_steps, default=(0, 3000, 10000, 40000), metavar="S,S,...",
                         help="training steps at which the policy is measured (the first update boundary at "
                              "or after each; 0 = untrained). Defaults on CartPole-v1, seed 1: untrained, "
                              "learning (eval ~140), nearly solved (eval ~330), solved since ~16k")
-    parser.add_argument("--batches", type=int, default=200, metavar="K",
+    parser.add_argument("--batches", type=integer, default=200, metavar="K",
                         help="independent batches per snapshot (at least 2)")
-    parser.add_argument("--episodes-per-batch", type=int, default=8, metavar="B",
+    parser.add_argument("--episodes-per-batch", type=integer, default=8, metavar="B",
                         help="episodes per batch (8: REINFORCE's default episodes_per_update)")
-    parser.add_argument("--gae-lambda", type=float, default=0.95, metavar="LAMBDA",
+    parser.add_argument("--gae-lambda", type=finite_float, default=0.95, metavar="LAMBDA",
                         help="lambda of the GAE row, in [0, 1] (0.95: the PPO/A2C default)")
-    parser.add_argument("--gamma", type=float, default=None, metavar="GAMMA",
+    parser.add_argument("--gamma", type=finite_float, default=None, metavar="GAMMA",
                         help="discount in Psi_t when measuring, in [0, 1] (default: REINFORCE's, 0.99; "
                              "training always uses REINFORCE's defaults)")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="output folder (default: results/studies/variance/<env>/)")
-    parser.add_argument("--threads", type=int, default=1, metavar="N", help="torch.set_num_threads")
+    parser.add_argument("--threads", type=integer, default=1, metavar="N", help="torch.set_num_threads")
     args = parser.parse_args(argv)
     if not args.snapshot_steps or any(s < 0 for s in args.snapshot_steps):
-        raise UsageError(f"argument --snapshot-steps: must be non-negative integers, got {args.snapshot_steps}")
+        raise UsageError(f"argument --snapshot-steps: must be non-negative integers, "
+                         f"got {args.snapshot_steps}")
     if list(args.snapshot_steps) != sorted(set(args.snapshot_steps)):
         raise UsageError(f"argument --snapshot-steps: must be strictly increasing, got {args.snapshot_steps}")
-    if args.batches < 2:
-        raise UsageError(f"argument --batches: must be at least 2 (a variance needs two batches), got {args.batches}")
-    for name in ("episodes_per_batch", "threads"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"argument --{name.replace('_', '-')}: must be a positive integer, "
-                             f"got {getattr(args, name)}")
+    if not 2 <= args.batches <= MAX_BATCHES:
+        raise UsageError(f"argument --batches: must be in [2, {MAX_BATCHES:,}] (a variance needs two "
+                         f"batches), got {args.batches}")
+    if not 1 <= args.episodes_per_batch <= MAX_EPISODES_PER_UPDATE:
+        raise UsageError(f"argument --episodes-per-batch: must be in [1, {MAX_EPISODES_PER_UPDATE}], "
+                         f"got {args.episodes_per_batch}")
+    if max(args.snapshot_steps) > MAX_STEPS:
+        raise UsageError(f"argument --snapshot-steps: must be at most {MAX_STEPS:,}, "
+                         f"got {max(args.snapshot_steps)}")
+    check_threads(args.threads)
     if not 0.0 <= args.gae_lambda <= 1.0:
         raise UsageError(f"argument --gae-lambda: must be in [0, 1], got {args.gae_lambda}")
     if args.gamma is not None and not 0.0 <= args.gamma <= 1.0:
@@ -373,6 +390,14 @@ def parse_args(argv):
 
 
 def main(argv=None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("variance_study.py: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv) -> int:
     started = time.perf_counter()
     try:
         args = parse_args(argv)
@@ -385,7 +410,8 @@ def main(argv=None) -> int:
         return 2
     torch.set_num_threads(args.threads)
 
-    cfg, snapshots = train_snapshots(info.env_id, info.obs_dim, info.n_actions, args.seed, args.snapshot_steps)
+    cfg, snapshots = train_snapshots(info.env_id, info.obs_dim, info.n_actions, args.seed,
+                                     args.snapshot_steps)
     gamma = cfg.gamma if args.gamma is None else args.gamma
     if len(snapshots) < len(args.snapshot_steps):
         print(f"note: training ended at {cfg.total_steps:,} steps; "

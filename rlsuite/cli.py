@@ -15,8 +15,31 @@ import os
 import re
 import sys
 import textwrap
+import types
 import typing
 from pathlib import Path
+
+# Upper bounds on counts, so a typo (an extra zero, a pasted number) is refused
+# up front instead of exhausting memory or processes after files were written.
+# Threads and A3C workers past a few per core only queue for the same cores.
+THREADS_PER_CORE = 4
+MAX_EVAL_EPISODES = 10_000      # episodes run side by side: one env object each
+MAX_VIDEO_EPISODES = 1_000
+MAX_STEPS = 10**12              # a step budget or interval; beyond any run this suite can hold
+MAX_NUM_ENVS = 4096             # a vector env of 4096 CartPoles is ~100 MB of Python envs
+MAX_HIDDEN_SIZE = 65_536        # one 65536x65536 float32 layer is already 16 GiB
+MAX_HIDDEN_LAYERS = 16
+MAX_EPISODES_PER_UPDATE = 4096
+MAX_ITERATIONS = 100_000        # epochs, CG / line-search / value iterations per update
+
+
+def cpu_cores() -> int:
+    return os.cpu_count() or 1
+
+
+def max_threads() -> int:
+    """--threads and A3C's num_workers: at most THREADS_PER_CORE per core of this machine."""
+    return THREADS_PER_CORE * cpu_cores()
 
 
 class UsageError(Exception):
@@ -79,21 +102,31 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def parse_integer(text: str) -> int | None:
+    """Decimal digits with an optional sign, else None.
+
+    Python's int() also takes ``1_0`` (as 10) and non-ASCII digits; on a command
+    line those are typos, not numbers.
+    """
+    text = text.strip()
+    return int(text) if _INTEGER.fullmatch(text) else None
+
+
+def integer(text: str) -> int:
+    value = parse_integer(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected an integer like 42, got {text!r}")
+    return value
 
 
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    value = parse_integer(text)
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer like 42, got {text!r}")
     return value
 
 
@@ -115,12 +148,19 @@ def _optional_float(text: str):
 
 
 def _int_tuple(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers like 64,64, got {text!r}"
-        ) from None
+    values = tuple(parse_integer(x) for x in text.split(",") if x.strip())
+    if None in values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 64,64, got {text!r}")
+    return values
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "yes", "on", "1"):
+        return True
+    if lowered in ("false", "no", "off", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def _field_kind(tp) -> str:
@@ -136,7 +176,7 @@ def _field_kind(tp) -> str:
         return "str"
     if origin is tuple and args and args[0] is int:
         return "int_tuple"
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and float in args:
+    if origin in (typing.Union, types.UnionType) and float in args:
         return "optional_float"
     raise TypeError(f"config field type {tp!r} is not supported by the CLI")
 
@@ -146,11 +186,11 @@ COMMON_HELP = {
     "seed": "seeds python, numpy, torch and the environments",
     "results_dir": "root of the results tree: DIR/<env>/<algo>/seed_<seed>/",
     "eval_every": "environment steps between periodic greedy evaluations",
-    "eval_episodes": "episodes per periodic evaluation",
+    "eval_episodes": f"episodes per periodic evaluation (at most {MAX_EVAL_EPISODES:,})",
     "record_video": "after training, record greedy episodes of the final policy",
-    "video_episodes": "how many episodes to record",
+    "video_episodes": f"how many episodes to record (at most {MAX_VIDEO_EPISODES:,})",
     "video_dir": "root of the videos tree: DIR/<env>/<algo>/seed_<seed>/episode_<k>.mp4",
-    "threads": "torch.set_num_threads for this run",
+    "threads": f"torch.set_num_threads for this run (at most {THREADS_PER_CORE} per core)",
     "stop_when_solved": "end training at the first solving evaluation",
     "solve_threshold": "the return that counts as solved (default: the env's spec.reward_threshold, "
     "475 for CartPole-v1)",
@@ -158,9 +198,12 @@ COMMON_HELP = {
     "evaluate": "no training: load the policy saved in RUN_DIR, run the final 100-episode "
     "evaluation (and --record-video if given), print the figures; RUN_DIR is not changed",
     "progress": "show a progress bar (default: only when stderr is a terminal)",
-    "snapshot_every": "environment steps between actor snapshots (RUN_DIR/snapshots/step_<global_step>.pt, "
-    "taken at the first update boundary after each multiple of N, like --eval-every); 0: none",
+    "snapshot_every": "environment steps between actor snapshots "
+    "(RUN_DIR/snapshots/step_<global_step>.pt, taken at the first update boundary after each "
+    "multiple of N, like --eval-every); 0: none",
 }
+# The flags every runner has besides its config's fields (docs/protocol.md).
+COMMON_FLAGS = tuple(COMMON_HELP)
 
 
 def build_parser(prog: str, algo: str, config_cls, description: str = "") -> OneLineParser:
@@ -169,22 +212,26 @@ def build_parser(prog: str, algo: str, config_cls, description: str = "") -> One
         description=description,
         formatter_class=DefaultsFormatter,
     )
-    common = parser.add_argument_group("common benchmark flags (BENCHMARK_PROTOCOL.md)")
-    common.add_argument("--env", default="CartPole-v1", metavar="ID", help=COMMON_HELP["env"])
-    common.add_argument("--seed", type=_int, default=1, metavar="N", help=COMMON_HELP["seed"])
-    common.add_argument("--results-dir", default="results", metavar="DIR", help=COMMON_HELP["results_dir"])
-    common.add_argument("--eval-every", type=_int, default=5000, metavar="N", help=COMMON_HELP["eval_every"])
-    common.add_argument("--eval-episodes", type=_int, default=20, metavar="N", help=COMMON_HELP["eval_episodes"])
-    common.add_argument("--record-video", action="store_true", help=COMMON_HELP["record_video"])
-    common.add_argument("--video-episodes", type=_int, default=3, metavar="N", help=COMMON_HELP["video_episodes"])
-    common.add_argument("--video-dir", default="videos", metavar="DIR", help=COMMON_HELP["video_dir"])
-    common.add_argument("--threads", type=_int, default=1, metavar="N", help=COMMON_HELP["threads"])
-    common.add_argument("--stop-when-solved", action="store_true", help=COMMON_HELP["stop_when_solved"])
-    common.add_argument("--solve-threshold", type=finite_float, default=None, metavar="X", help=COMMON_HELP["solve_threshold"])
-    common.add_argument("--overwrite", action="store_true", help=COMMON_HELP["overwrite"])
-    common.add_argument("--evaluate", default=None, metavar="RUN_DIR", help=COMMON_HELP["evaluate"])
-    common.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help=COMMON_HELP["progress"])
-    common.add_argument("--snapshot-every", type=_int, default=0, metavar="N", help=COMMON_HELP["snapshot_every"])
+    common = parser.add_argument_group("common benchmark flags (docs/protocol.md)")
+
+    def add(name, **kwargs):
+        common.add_argument(flag(name), help=COMMON_HELP[name], **kwargs)
+
+    add("env", default="CartPole-v1", metavar="ID")
+    add("seed", type=integer, default=1, metavar="N")
+    add("results_dir", default="results", metavar="DIR")
+    add("eval_every", type=integer, default=5000, metavar="N")
+    add("eval_episodes", type=integer, default=20, metavar="N")
+    add("record_video", action="store_true")
+    add("video_episodes", type=integer, default=3, metavar="N")
+    add("video_dir", default="videos", metavar="DIR")
+    add("threads", type=integer, default=1, metavar="N")
+    add("stop_when_solved", action="store_true")
+    add("solve_threshold", type=finite_float, default=None, metavar="X")
+    add("overwrite", action="store_true")
+    add("evaluate", default=None, metavar="RUN_DIR")
+    add("progress", action=argparse.BooleanOptionalAction, default=None)
+    add("snapshot_every", type=integer, default=0, metavar="N")
 
     docs = field_docs(config_cls)
     hints = typing.get_type_hints(config_cls)
@@ -197,21 +244,35 @@ def build_parser(prog: str, algo: str, config_cls, description: str = "") -> One
             group.add_argument(flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction,
                                default=default, help=help_text)
             continue
-        convert = {"int": _int, "float": finite_float, "str": str,
-                   "optional_float": _optional_float, "int_tuple": _int_tuple}[kind]
         metavar = {"int": "N", "float": "X", "str": "NAME", "optional_float": "X|none",
                    "int_tuple": "N,N"}[kind]
         if kind == "int_tuple":
             help_text = f"{help_text} (default: {','.join(map(str, default))})"
-        group.add_argument(flag(f.name), dest=f.name, type=convert, default=default,
+        group.add_argument(flag(f.name), dest=f.name, type=CONVERTERS[kind], default=default,
                            metavar=metavar, help=help_text)
     return parser
 
+
+CONVERTERS = {"bool": _bool, "int": integer, "float": finite_float, "str": str,
+              "optional_float": _optional_float, "int_tuple": _int_tuple}
 
 # Validation by field name: the shared hyperparameter names mean the same in
 # every algorithm (CleanRL's convention), so one rule serves all of them.
 UNIT_INTERVAL = {"gamma", "gae_lambda"}
 STRICTLY_POSITIVE = {"max_grad_norm", "clip_coef", "max_kl", "target_kl", "damping"}
+
+
+def max_count(name: str) -> int:
+    """The largest value an integer config field ``name`` may take (see the bounds at the top)."""
+    if name == "num_workers":
+        return max_threads()
+    if name == "num_envs":
+        return MAX_NUM_ENVS
+    if name == "episodes_per_update":
+        return MAX_EPISODES_PER_UPDATE
+    if name.endswith(("_epochs", "_iters", "_iterations")):
+        return MAX_ITERATIONS
+    return MAX_STEPS
 
 
 def check_value(name: str, value, kind: str) -> None:
@@ -222,11 +283,13 @@ def check_value(name: str, value, kind: str) -> None:
             return
         raise UsageError(f"argument {opt}: a value is required")
     if kind == "int":
-        if value < 1:
-            raise UsageError(f"argument {opt}: must be a positive integer, got {value}")
+        limit = max_count(name)
+        if not 1 <= value <= limit:
+            raise UsageError(f"argument {opt}: must be a positive integer, at most {limit:,}, got {value}")
     elif kind == "int_tuple":
-        if not value or any(v < 1 for v in value):
-            raise UsageError(f"argument {opt}: must be positive integers like 64,64, got {value}")
+        if not value or len(value) > MAX_HIDDEN_LAYERS or any(not 1 <= v <= MAX_HIDDEN_SIZE for v in value):
+            raise UsageError(f"argument {opt}: must be 1 to {MAX_HIDDEN_LAYERS} integers in "
+                             f"[1, {MAX_HIDDEN_SIZE:,}] like 64,64, got {','.join(map(str, value))}")
     elif kind in ("float", "optional_float"):
         if name in UNIT_INTERVAL and not 0.0 <= value <= 1.0:
             raise UsageError(f"argument {opt}: must be in [0, 1], got {value}")
@@ -234,6 +297,81 @@ def check_value(name: str, value, kind: str) -> None:
             raise UsageError(f"argument {opt}: must be > 0, got {value}")
         if value < 0:
             raise UsageError(f"argument {opt}: must be >= 0, got {value}")
+
+
+def field_kinds(config_cls) -> dict[str, str]:
+    """Config field name -> its CLI kind (int, float, bool, ...), in field order."""
+    hints = typing.get_type_hints(config_cls)
+    return {f.name: _field_kind(hints[f.name]) for f in dataclasses.fields(config_cls)}
+
+
+def build_config(config_cls, values: dict):
+    """The config from checked field values, with its own cross-field ``validate()`` run."""
+    cfg = config_cls(**values)
+    validate = getattr(cfg, "validate", None)
+    if validate is not None:
+        try:
+            validate()
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    return cfg
+
+
+def check_overrides(config_cls, pairs, label: str) -> dict:
+    """Field values given as text (``[("learning_rate", "3e-4")]``), parsed and checked exactly
+    as the runner parses and checks its flags. Returns {field: value}; UsageError names
+    ``--set`` and ``label.field`` (e.g. ``ppo.learning_rate``)."""
+    kinds = field_kinds(config_cls)
+    values = {}
+    for name, text in pairs:
+        where = f"argument --set: {label}.{name}"
+        if name in COMMON_FLAGS:
+            raise UsageError(f"{where}: {flag(name)} is a flag every runner shares, not a hyperparameter; "
+                             "--set takes hyperparameters only")
+        if name not in kinds:
+            raise UsageError(f"{where}: {config_cls.__name__} has no field {name} (the runner has no flag "
+                             f"{flag(name)}); its fields: {', '.join(kinds)}")
+        try:
+            value = CONVERTERS[kinds[name]](text)
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"{where}: {exc}") from None
+        try:
+            check_value(name, value, kinds[name])
+        except UsageError as exc:
+            raise UsageError(f"{where}: {str(exc).split(': ', 1)[1]}") from None
+        values[name] = value
+    defaults = {f.name: getattr(config_cls(), f.name) for f in dataclasses.fields(config_cls)}
+    try:
+        build_config(config_cls, {**defaults, **values})
+    except UsageError as exc:
+        raise UsageError(f"argument --set: {label}: {exc}") from None
+    return values
+
+
+COMMON_BOUNDS = {  # flag -> (lowest, highest)
+    "eval_every": (1, MAX_STEPS),
+    "eval_episodes": (1, MAX_EVAL_EPISODES),
+    "video_episodes": (1, MAX_VIDEO_EPISODES),
+    "snapshot_every": (0, MAX_STEPS),
+}
+
+
+def check_common(args) -> None:
+    """The common flags' ranges; UsageError names the flag."""
+    for name, (lo, hi) in COMMON_BOUNDS.items():
+        value = getattr(args, name)
+        if not lo <= value <= hi:
+            what = "0 (off) or a positive integer" if lo == 0 else "a positive integer"
+            raise UsageError(f"argument {flag(name)}: must be {what}, at most {hi:,}, got {value}")
+    check_threads(args.threads)
+    if args.seed < 0 or args.seed >= 2**31:
+        raise UsageError(f"argument --seed: must be an integer in [0, 2**31), got {args.seed}")
+
+
+def check_threads(threads: int) -> None:
+    if not 1 <= threads <= max_threads():
+        raise UsageError(f"argument --threads: must be an integer in [1, {max_threads()}] "
+                         f"({THREADS_PER_CORE} per core on this {cpu_cores()}-core machine), got {threads}")
 
 
 def parse_args(argv, prog: str, algo: str, config_cls, description: str = ""):
@@ -244,26 +382,12 @@ def parse_args(argv, prog: str, algo: str, config_cls, description: str = ""):
     """
     parser = build_parser(prog, algo, config_cls, description)
     args = parser.parse_args(argv)
-    hints = typing.get_type_hints(config_cls)
     values = {}
-    for f in dataclasses.fields(config_cls):
-        value = getattr(args, f.name)
-        check_value(f.name, value, _field_kind(hints[f.name]))
-        values[f.name] = value
-    for name in ("eval_every", "eval_episodes", "video_episodes", "threads"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"argument {flag(name)}: must be a positive integer, got {getattr(args, name)}")
-    if args.snapshot_every < 0:
-        raise UsageError(f"argument --snapshot-every: must be 0 (off) or a positive integer, got {args.snapshot_every}")
-    if args.seed < 0 or args.seed >= 2**31:
-        raise UsageError(f"argument --seed: must be an integer in [0, 2**31), got {args.seed}")
-    cfg = config_cls(**values)
-    validate = getattr(cfg, "validate", None)
-    if validate is not None:
-        try:
-            validate()
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+    for name, kind in field_kinds(config_cls).items():
+        check_value(name, getattr(args, name), kind)
+        values[name] = getattr(args, name)
+    check_common(args)
+    cfg = build_config(config_cls, values)
     if args.progress is None:
         args.progress = sys.stderr.isatty()
     return args, cfg
@@ -285,7 +409,8 @@ def check_writable(path: Path, argument: str) -> None:
             break
         probe = probe.parent
     if not probe.is_dir():
-        raise UsageError(f"argument {argument}: {probe} is not a writable folder: it exists and is not a folder")
+        raise UsageError(f"argument {argument}: {probe} is not a writable folder: "
+                         "it exists and is not a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise UsageError(f"argument {argument}: {probe} is not a writable folder: no write permission")
 
@@ -301,13 +426,13 @@ def parse_seeds(items) -> list[int]:
             part = part.strip()
             if not part:
                 continue
-            match = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+            match = re.fullmatch(r"([0-9]+)\s*-\s*([0-9]+)", part)
             if match:
                 lo, hi = int(match[1]), int(match[2])
                 if lo > hi:
                     raise UsageError(f"argument --seeds: empty range {part!r}; write it low-high like 1-5")
                 seeds.extend(range(lo, hi + 1))
-            elif re.fullmatch(r"\d+", part):
+            elif re.fullmatch(r"[0-9]+", part):
                 seeds.append(int(part))
             else:
                 raise UsageError(f"argument --seeds: {part!r} is not a non-negative integer; "

@@ -49,10 +49,10 @@ def describe_env(env_id: str) -> EnvInfo:
         obs_space, act_space = env.observation_space, env.action_space
     finally:
         env.close()
-    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1 or obs_space.shape[0] < 1:
         raise EnvError(
             f"--env: {env_id!r} has observation space {obs_space}; "
-            "supported: a flat Box observation space"
+            "supported: a flat Box observation space of at least one dimension"
         )
     if isinstance(act_space, gym.spaces.Box):
         raise EnvError(
@@ -61,6 +61,11 @@ def describe_env(env_id: str) -> EnvInfo:
         )
     if not isinstance(act_space, gym.spaces.Discrete):
         raise EnvError(f"--env: {env_id!r} has action space {act_space}; supported: Discrete")
+    # The networks' logits index actions 0..n-1; an env numbering them from `start`
+    # would be handed actions it rejects, mid-run.
+    if int(act_space.start) != 0 or int(act_space.n) < 1:
+        raise EnvError(f"--env: {env_id!r} has action space {act_space}; "
+                       "supported: Discrete(n) with actions numbered from 0")
     return EnvInfo(
         env_id=env_id,
         obs_dim=int(obs_space.shape[0]),

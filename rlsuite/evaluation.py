@@ -1,6 +1,7 @@
 """Greedy evaluation, video recording and loading a trained policy."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -71,11 +72,19 @@ class Evaluator:
 
 
 def record_video(env_id: str, act: Policy, seeds: list[int], out_dir: Path) -> list[Path]:
-    """Record one greedy episode per seed to ``out_dir/episode_<k>.mp4`` (headless)."""
+    """Record one greedy episode per seed to ``out_dir/episode_<k>.mp4`` (headless).
+
+    The folder is this run's alone: its old episode_*.mp4 go first, so a report
+    never links a video of an earlier policy. Each file is encoded under a
+    hidden temporary name and renamed when complete, so an interrupt never
+    leaves a truncated episode_<k>.mp4 behind.
+    """
     import imageio.v2 as imageio
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("episode_*.mp4"):
+        old.unlink()
     env = make_env(env_id, render_mode="rgb_array")
     fps = env.metadata.get("render_fps", 30)
     paths = []
@@ -90,9 +99,15 @@ def record_video(env_id: str, act: Policy, seeds: list[int], out_dir: Path) -> l
                 frames.append(env.render())
                 done = terminated or truncated
             path = out_dir / f"episode_{k}.mp4"
-            # macro_block_size=2: libx264/yuv420p needs even sides; 2 avoids
-            # resizing CartPole's 600x400 frames (the default 16 would).
-            imageio.mimwrite(path, frames, fps=fps, macro_block_size=2)
+            partial = out_dir / f".episode_{k}.partial.mp4"
+            try:
+                # macro_block_size=2: libx264/yuv420p needs even sides; 2 avoids
+                # resizing CartPole's 600x400 frames (the default 16 would).
+                imageio.mimwrite(partial, frames, fps=fps, macro_block_size=2)
+                os.replace(partial, path)
+            except BaseException:
+                partial.unlink(missing_ok=True)
+                raise
             paths.append(path)
     finally:
         env.close()
@@ -108,7 +123,8 @@ def read_run_config(run_dir: Path, argument: str, files=("config.json",),
     run_dir = Path(run_dir)
     for name in files:
         if not (run_dir / name).is_file():
-            raise UsageError(f"argument {argument}: {run_dir / name} not found; give a run folder "
+            problem = "is not a file" if (run_dir / name).exists() else "not found"
+            raise UsageError(f"argument {argument}: {run_dir / name} {problem}; give a run folder "
                              f"results/<env>/<algo>/seed_<n>/ holding {' and '.join(files)}")
     try:
         config = read_json(run_dir / "config.json")

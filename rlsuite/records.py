@@ -123,7 +123,8 @@ def read_summary(run_dir: Path) -> dict | None:
     """A run folder's summary.json, or None if it is missing, unreadable or not an object."""
     try:
         data = read_json(Path(run_dir) / "summary.json")
-    except (OSError, ValueError):
+    # json's decoder recurses once per nesting level: '[' * 10**5 is a RecursionError
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 

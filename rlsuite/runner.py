@@ -1,10 +1,11 @@
 """The one benchmark runner behind every ``*_benchmark.py``.
 
-An algorithm supplies its config dataclass, ``train(cfg, run)`` and
-``build_actor(obs_dim, n_actions, cfg)``; this module does the rest of the
+An algorithm supplies its config dataclass and ``train(cfg, run)`` (and, for
+``--evaluate``, the ``build_actor`` the registry finds in its module); this
+module does the rest of the
 protocol: CLI, validation, seeding, the results tree, periodic and final
 evaluation, solved detection, video, progress bar, summary, and clean
-handling of Ctrl-C / SIGTERM.
+handling of Ctrl-C, SIGTERM and SIGHUP (a closed terminal).
 
 The contract for ``train(cfg, run)``:
 
@@ -13,11 +14,13 @@ The contract for ``train(cfg, run)``:
 - call ``run.log_update(global_step, **metrics)`` once per parameter update;
 - call ``run.update_boundary(global_step, actor)`` after each update and stop
   if it returns True (``--stop-when-solved``) or the budget is spent;
-- return the trained actor (observations -> action logits).
+- return the trained actor (``rlsuite.distributions.Actor``).
 """
 from __future__ import annotations
 
 import dataclasses
+import fcntl
+import math
 import os
 import random
 import shutil
@@ -31,7 +34,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlsuite.cli import UsageError, check_writable, create_folder, parse_args
+from rlsuite.cli import (
+    UsageError,
+    check_value,
+    check_writable,
+    create_folder,
+    field_kinds,
+    parse_args,
+)
 from rlsuite.envs import EnvError, EnvInfo, describe_env, make_seeded_envs, make_vec_env
 from rlsuite.evaluation import (
     Evaluator,
@@ -55,6 +65,8 @@ from rlsuite.records import (
 
 RUN_FILES = ("config.json", "episodes.csv", "updates.csv", "evals.csv", "summary.json", "model.pt")
 SNAPSHOT_DIR = "snapshots"
+LOCK_FILE = ".lock"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def seed_everything(seed: int) -> None:
@@ -67,19 +79,71 @@ def run_dir_for(results_dir, env_id: str, algo: str, seed: int) -> Path:
     return Path(results_dir) / env_id / algo / f"seed_{seed}"
 
 
-
-
 def _next_multiple(step: int, every: int) -> int:
     """The first multiple of ``every`` after ``step``: when the next evaluation or snapshot is due."""
     return (step // every + 1) * every
 
 
 class _Terminated(KeyboardInterrupt):
-    """SIGTERM, handled exactly like Ctrl-C."""
+    """SIGTERM or SIGHUP, handled exactly like Ctrl-C."""
 
 
-def _raise_terminated(signum, frame):
-    raise _Terminated()
+class _StopSignals:
+    """Ctrl-C, SIGTERM and SIGHUP all stop the run once, the same way.
+
+    The first signal raises KeyboardInterrupt where the run is; later ones are
+    ignored, so a second Ctrl-C or a supervisor's repeated SIGTERM cannot cut
+    the shutdown short (the summary still says interrupted, exit 130).
+    """
+
+    def __init__(self):
+        self.stopping = False
+        self.received = False
+        self._previous = {}
+
+    def __call__(self, signum, frame):
+        if self.stopping:
+            return
+        self.stopping = self.received = True
+        raise _Terminated() if signum != signal.SIGINT else KeyboardInterrupt()
+
+    def __enter__(self):
+        self._previous = {s: signal.signal(s, self) for s in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        # Once a signal came, signals stay ignored to the end of the process: one arriving
+        # while the summary is printed or the interpreter shuts down (torch takes a
+        # while) must not turn exit 130 into death by signal (143). SIG_IGN, not a
+        # Python handler, because finalization resets Python handlers to the default.
+        for s, handler in self._previous.items():
+            signal.signal(s, signal.SIG_IGN if self.received else handler)
+        return False
+
+    def shutting_down(self) -> None:
+        """From here on every stop signal is ignored."""
+        self.stopping = True
+
+
+def lock_run_dir(run_dir: Path):
+    """Hold an exclusive lock on ``run_dir`` for this process's lifetime, or raise UsageError.
+
+    flock on a file inside the folder: the kernel drops it when the process
+    dies, however it dies, so a crashed run never leaves the folder locked.
+    """
+    path = run_dir / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise UsageError(f"argument --results-dir: cannot create {path}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise UsageError(f"argument --results-dir: another process is writing to {run_dir} "
+                         "(it holds the run folder's lock); wait for it to end, or give another "
+                         "--seed or --results-dir") from None
+    return fd
 
 
 class Run:
@@ -270,32 +334,84 @@ def _summary(run: Run, status: str, final=None, error=None) -> dict:
     }
 
 
-def _evaluate_only(prog, algo, config_cls, build_actor, args) -> int:
+def _check_saved_config(run_dir: Path, config: dict, config_cls) -> EnvInfo:
+    """A run's config.json against this machine and this algorithm, before anything is loaded.
+
+    Every value that reaches an env, a network or a seed is checked here with the
+    rules the runner's own flags follow, so a hand-edited or foreign config is
+    one line, not a traceback (or a 10**9-unit layer) half-way through loading.
+    """
+    where = f"argument --evaluate: {run_dir / 'config.json'}"
+    env_id, seed = config["env_id"], config["seed"]
+    if not isinstance(env_id, str):
+        raise UsageError(f"{where}: env_id must be a Gymnasium id, got {env_id!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**31:
+        raise UsageError(f"{where}: seed must be an integer in [0, 2**31), got {seed!r}")
+    try:
+        info = describe_env(env_id)
+    except EnvError as exc:
+        raise UsageError(f"{where}: env_id {env_id!r}: {str(exc).split(': ', 1)[-1]}") from None
+    for key, expected in (("obs_dim", info.obs_dim), ("n_actions", info.n_actions)):
+        value = config.get(key)
+        if value != expected or isinstance(value, bool):
+            raise UsageError(f"{where}: {key} is {value!r} but {env_id} has {expected} here; "
+                             "the policy does not fit this environment")
+    saved = config.get("hyperparameters")
+    if not isinstance(saved, dict):
+        raise UsageError(f"{where}: hyperparameters must be an object of {config_cls.__name__} fields")
+    for name, kind in field_kinds(config_cls).items():
+        if name not in saved:
+            continue
+        value = saved[name]
+        ok = {
+            "bool": lambda v: isinstance(v, bool),
+            "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+            "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+            "optional_float": lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                       and math.isfinite(v)),
+            "str": lambda v: isinstance(v, str),
+            "int_tuple": lambda v: isinstance(v, list) and all(
+                isinstance(x, int) and not isinstance(x, bool) for x in v),
+        }[kind](value)
+        if not ok:
+            raise UsageError(f"{where}: hyperparameters.{name} has the wrong type: {value!r}")
+        try:
+            check_value(name, tuple(value) if kind == "int_tuple" else value, kind)
+        except UsageError as exc:
+            raise UsageError(f"{where}: hyperparameters.{name}: {str(exc).split(': ', 1)[-1]}") from None
+    return info
+
+
+def _evaluate_only(algo, config_cls, args) -> int:
     run_dir = Path(args.evaluate)
     config = read_run_config(run_dir, "--evaluate", ("config.json", "model.pt"), ("algo", "env_id", "seed"))
-    saved_algo, env_id, seed = config["algo"], config["env_id"], config["seed"]
-    if not isinstance(seed, int):
-        raise UsageError(f"argument --evaluate: {run_dir / 'config.json'} is not a valid run config")
+    saved_algo = config["algo"]
     if saved_algo != algo:
         raise UsageError(f"argument --evaluate: {run_dir} holds a {saved_algo!r} run; "
-                         f"use {saved_algo}_benchmark.py")
+                         f"use {saved_algo}_benchmark.py" if isinstance(saved_algo, str) else
+                         f"argument --evaluate: {run_dir / 'config.json'} names no algorithm")
+    info = _check_saved_config(run_dir, config, config_cls)
+    env_id, seed = info.env_id, config["seed"]
+    video_out = run_dir_for(args.video_dir, env_id, algo, seed)
     if args.record_video:
-        check_writable(Path(args.video_dir), "--video-dir")
+        check_writable(video_out, "--video-dir")
     try:
         actor, _ = load_actor(run_dir)
-    except Exception as exc:  # corrupt model.pt or mismatched shapes
-        raise UsageError(f"argument --evaluate: cannot load {run_dir / 'model.pt'}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    except Exception as exc:  # corrupt model.pt, another network's weights
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise UsageError(f"argument --evaluate: cannot load {run_dir / 'model.pt'} as this run's "
+                         f"network: {type(exc).__name__}: {first}") from None
     torch.set_num_threads(args.threads)
     act = greedy_policy(actor)
     evaluator = Evaluator(env_id)
-    returns = evaluator.evaluate(act, final_eval_seeds(seed))
-    evaluator.close()
+    try:
+        returns = evaluator.evaluate(act, final_eval_seeds(seed))
+    finally:
+        evaluator.close()
     print(f"{algo} on {env_id}, seed {seed} ({run_dir}): final evaluation, "
           f"{len(returns)} greedy episodes: {returns.mean():.1f} ± {returns.std():.1f}")
     if args.record_video:
-        out = run_dir_for(args.video_dir, env_id, algo, seed)
-        paths = record_video(env_id, act, final_eval_seeds(seed, args.video_episodes), out)
+        paths = record_video(env_id, act, final_eval_seeds(seed, args.video_episodes), video_out)
         print(f"videos: {', '.join(str(p) for p in paths)}")
     return 0
 
@@ -311,83 +427,95 @@ def _preload_lazy_imports() -> None:
     import torch._dynamo  # noqa: F401
 
 
-def main(algo: str, config_cls, train, build_actor, *, update_columns=(), episode_columns=(),
+def _check_inputs(algo, config_cls, argv, prog, description):
+    """Everything a run needs, checked before anything is written. Returns (args, cfg, info, run_dir)."""
+    args, cfg = parse_args(argv, prog, algo, config_cls, description)
+    if args.evaluate is not None:
+        return args, cfg, None, None
+    info = describe_env(args.env)
+    run_dir = run_dir_for(args.results_dir, info.env_id, algo, args.seed)
+    check_writable(run_dir, "--results-dir")
+    if args.record_video:
+        # the per-run folder, not just the root: it may exist already, unwritable
+        check_writable(run_dir_for(args.video_dir, info.env_id, algo, args.seed), "--video-dir")
+    if is_completed(run_dir) and not args.overwrite:
+        raise UsageError(f"{run_dir} already holds a completed run; pass --overwrite to replace it")
+    return args, cfg, info, run_dir
+
+
+def main(algo: str, config_cls, train, *, update_columns=(), episode_columns=(),
          description: str = "", argv=None) -> int:
     """Parse, validate, train, evaluate, write the protocol's files. Returns the exit status."""
-    prog = f"{algo}_benchmark.py" if algo != "policy_gradient" else "policy_gradient_benchmark.py"
+    prog = f"{algo}_benchmark.py"
     try:
-        args, cfg = parse_args(argv, prog, algo, config_cls, description)
-        if args.evaluate is not None:
-            return _evaluate_only(prog, algo, config_cls, build_actor, args)
-        info = describe_env(args.env)
-        run_dir = run_dir_for(args.results_dir, info.env_id, algo, args.seed)
-        check_writable(run_dir, "--results-dir")
-        if args.record_video:
-            check_writable(Path(args.video_dir), "--video-dir")
-        if is_completed(run_dir) and not args.overwrite:
-            raise UsageError(f"{run_dir} already holds a completed run; pass --overwrite to replace it")
+        with _StopSignals():
+            args, cfg, info, run_dir = _check_inputs(algo, config_cls, argv, prog, description)
+            if args.evaluate is not None:
+                return _evaluate_only(algo, config_cls, args)
+            create_folder(run_dir, "--results-dir")
+            lock_run_dir(run_dir)  # held until this process exits
+            # checked again under the lock: another runner may have completed it meanwhile
+            if is_completed(run_dir) and not args.overwrite:
+                raise UsageError(f"{run_dir} already holds a completed run; pass --overwrite to replace it")
     except (UsageError, EnvError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
 
     # Everything below writes. An interrupted or failed run in run_dir is replaced.
-    if run_dir.exists():
-        for name in RUN_FILES:
-            (run_dir / name).unlink(missing_ok=True)
-        shutil.rmtree(run_dir / SNAPSHOT_DIR, ignore_errors=True)  # an old run's snapshots would mix in
-    try:
-        create_folder(run_dir, "--results-dir")
-    except UsageError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / SNAPSHOT_DIR, ignore_errors=True)  # an old run's snapshots would mix in
 
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     run = Run(algo, cfg, args, info, run_dir, update_columns, episode_columns)
     _write_config(run, algo, cfg, args, info)
 
-    previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
     status, error, final, exit_code = "completed", None, None, 0
-    try:
-        if args.progress:
-            from tqdm import tqdm
+    videos = []
+    with _StopSignals() as stop:
+        try:
+            if args.progress:
+                from tqdm import tqdm
 
-            run._pbar = tqdm(total=cfg.total_steps, unit="step", unit_scale=True, dynamic_ncols=True,
-                             desc=f"{algo} {info.env_id} seed {args.seed}", file=sys.stderr)
-        _preload_lazy_imports()
-        run.start_clock()
-        actor = train(cfg, run)
-        run.actor = actor
-        run._refresh_bar()
-        if run._pbar is not None:
-            run._pbar.close()
-            run._pbar = None
-        torch.save(actor.state_dict(), run_dir / "model.pt")
-        final = run.evaluator.evaluate(greedy_policy(actor), final_eval_seeds(args.seed))
-        videos = []
-        if args.record_video:
-            out = run_dir_for(args.video_dir, info.env_id, algo, args.seed)
-            videos = record_video(info.env_id, greedy_policy(actor),
-                                  final_eval_seeds(args.seed, args.video_episodes), out)
-    except KeyboardInterrupt:
-        status, error, exit_code = "interrupted", "interrupted by signal", 130
-    except Exception as exc:  # the run failed: record why, keep the rows
-        status, exit_code = "failed", 1
-        error = f"{type(exc).__name__}: {exc}"
-        traceback.print_exc()
-    finally:
-        signal.signal(signal.SIGTERM, previous_term)
-        if run._pbar is not None:
-            run._pbar.close()
-            run._pbar = None
-        if status != "completed" and run.actor is not None:
-            try:
-                torch.save(run.actor.state_dict(), run_dir / "model.pt")
-            except Exception:
-                pass
-        summary = _summary(run, status, final, error)
-        run.close()
-        write_json_atomic(run_dir / "summary.json", summary)
+                run._pbar = tqdm(total=cfg.total_steps, unit="step", unit_scale=True, dynamic_ncols=True,
+                                 desc=f"{algo} {info.env_id} seed {args.seed}", file=sys.stderr)
+            _preload_lazy_imports()
+            run.start_clock()
+            actor = train(cfg, run)
+            run.actor = actor
+            run._refresh_bar()
+            if run._pbar is not None:
+                run._pbar.close()
+                run._pbar = None
+            torch.save(actor.state_dict(), run_dir / "model.pt")
+            final = run.evaluator.evaluate(greedy_policy(actor), final_eval_seeds(args.seed))
+            if args.record_video:
+                out = run_dir_for(args.video_dir, info.env_id, algo, args.seed)
+                videos = record_video(info.env_id, greedy_policy(actor),
+                                      final_eval_seeds(args.seed, args.video_episodes), out)
+        except KeyboardInterrupt:
+            status, error, exit_code = "interrupted", "interrupted by signal", 130
+        except Exception as exc:  # the run failed: record why, keep the rows
+            status, exit_code = "failed", 1
+            error = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+        finally:
+            stop.shutting_down()
+            if run._pbar is not None:
+                run._pbar.close()
+                run._pbar = None
+            if status != "completed" and run.actor is not None:
+                try:
+                    torch.save(run.actor.state_dict(), run_dir / "model.pt")
+                except Exception:
+                    pass
+            summary = _summary(run, status, final, error)
+            run.close()
+            write_json_atomic(run_dir / "summary.json", summary)
 
     _print_summary(summary, run_dir, videos if status == "completed" else [])
     return exit_code

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,29 +26,41 @@ def test_iqm_averages_the_middle_half():
 def test_bootstrap_ci_of_two_runs_spans_their_range():
     # Means of two draws from {0, 1}: 0, 0.5 or 1 with probability 1/4, 1/2, 1/4,
     # so the 2.5% and 97.5% percentiles are 0 and 1.
-    point, low, high = agg.stratified_bootstrap_ci([[0.0, 1.0]], agg.mean, reps=4000)
+    point, low, high = agg.bootstrap_ci([0.0, 1.0], agg.mean, reps=4000)
     assert (point, low, high) == (0.5, 0.0, 1.0)
 
 
 def test_bootstrap_ci_of_equal_scores_is_a_point():
-    point, low, high = agg.stratified_bootstrap_ci([[500.0] * 5], agg.iqm)
+    point, low, high = agg.bootstrap_ci([500.0] * 5, agg.iqm)
     assert point == low == high == 500.0
 
 
 def test_bootstrap_is_reproducible_with_its_fixed_random_state():
-    scores = [np.array([410.0, 450.0, 480.0, 495.0, 500.0])]
-    first = agg.stratified_bootstrap_ci(scores, agg.iqm)
-    assert first == agg.stratified_bootstrap_ci(scores, agg.iqm)
+    scores = np.array([410.0, 450.0, 480.0, 495.0, 500.0])
+    first = agg.bootstrap_ci(scores, agg.iqm)
+    assert first == agg.bootstrap_ci(scores, agg.iqm)
     assert first[1] <= first[0] <= first[2]
     assert first[1] < first[2]
 
 
-def test_stratified_bootstrap_resamples_within_each_stratum():
-    # Every replicate keeps 2 runs of task A (score 0) and 50 of task B (score 1):
-    # the pooled mean is always 50/52. An unstratified bootstrap would vary.
-    point, low, high = agg.stratified_bootstrap_ci([np.zeros(2), np.ones(50)], agg.mean)
-    assert point == pytest.approx(50 / 52)
-    assert low == pytest.approx(50 / 52) and high == pytest.approx(50 / 52)
+def test_bootstrap_over_curves_resamples_whole_runs():
+    # Two runs, each a curve over 3 grid points. Resampling whole rows, a replicate's
+    # mean is run A, run B or their average at every point at once; the 2.5% / 97.5%
+    # percentiles are the two runs themselves, point by point.
+    curves = np.array([[0.0, 10.0, 20.0], [2.0, 14.0, 20.0]])
+    centre, low, high = agg.bootstrap_ci(curves, agg.mean, reps=4000)
+    np.testing.assert_allclose(centre, [1.0, 12.0, 20.0])
+    np.testing.assert_allclose(low, curves[0])
+    np.testing.assert_allclose(high, curves[1])
+
+
+def test_bootstrap_of_a_performance_profile_has_one_band_per_tau():
+    taus = [0, 150, 500]
+    profile = lambda x, axis: agg.performance_profile(np.moveaxis(x, axis, -1), taus)  # noqa: E731
+    point, low, high = agg.bootstrap_ci([100.0, 200.0], profile, reps=4000)
+    np.testing.assert_allclose(point, [1.0, 0.5, 0.0])
+    np.testing.assert_allclose(low, [1.0, 0.0, 0.0])
+    np.testing.assert_allclose(high, [1.0, 1.0, 0.0])
 
 
 def test_performance_profile_counts_runs_strictly_above_tau():
@@ -67,8 +80,8 @@ def test_common_grid_starts_where_every_run_has_data():
     np.testing.assert_allclose(grid, [10, 20, 30, 40, 50])
 
 
-def test_mean_band_of_identical_runs_has_no_width():
-    centre, low, high = agg.mean_band(np.tile([1.0, 2.0, 3.0], (4, 1)))
+def test_curve_band_of_identical_runs_has_no_width():
+    centre, low, high = agg.bootstrap_ci(np.tile([1.0, 2.0, 3.0], (4, 1)), agg.mean)
     np.testing.assert_allclose(centre, [1, 2, 3])
     np.testing.assert_allclose(low, centre)
     np.testing.assert_allclose(high, centre)
@@ -219,3 +232,55 @@ def test_out_inside_a_file_exits_2(tree, tmp_path):
     (tmp_path / "a_file").write_text("")
     proc = run_script("aggregate_results.py", "--results-dir", tree, "--out", tmp_path / "a_file" / "report")
     assert_usage_error(proc, "--out", "not a writable folder")
+
+
+# -- values and folders a summary must not smuggle in -------------------------------------
+
+@pytest.mark.parametrize("key,text,reason", [
+    ("final_eval_mean", "NaN", "final_eval_mean=nan, not a finite number"),
+    ("final_eval_mean", "Infinity", "final_eval_mean=inf, not a finite number"),
+    ("last100_train_return", "-Infinity", "last100_train_return=-inf, not a finite number"),
+    ("total_steps", "-5", "total_steps=-5, which cannot be negative"),
+    ("train_time_s", "-1.5", "train_time_s=-1.5, which cannot be negative"),
+])
+def test_non_finite_or_negative_summary_values_skip_the_run(tree, key, text, reason):
+    path = tree / "CartPole-v1" / "ppo" / "seed_1" / "summary.json"
+    summary = json.loads(path.read_text())
+    summary[key] = "PLACEHOLDER"
+    path.write_text(json.dumps(summary).replace('"PLACEHOLDER"', text))
+    loaded = agg.load_results(tree)
+    assert ("CartPole-v1/ppo/seed_1", f"summary.json has {reason}") in loaded.skipped
+    assert len(loaded.runs) == 6
+
+
+def test_deeply_nested_summary_skips_the_run(tree):
+    (tree / "CartPole-v1" / "ppo" / "seed_1" / "summary.json").write_text("[" * 100_000 + "]" * 100_000)
+    loaded = agg.load_results(tree)
+    assert loaded.skipped == [("CartPole-v1/ppo/seed_1", "summary.json is nested too deeply to be a summary")]
+
+
+def test_a_seed_folder_with_leading_zeros_is_not_counted_twice(tree):
+    make_run(tree, "ppo", 1).rename(tree / "CartPole-v1" / "ppo" / "seed_01")
+    make_run(tree, "ppo", 1)
+    loaded = agg.load_results(tree)
+    assert len(loaded.runs[(loaded.runs["algo"] == "ppo") & (loaded.runs["seed"] == 1)]) == 1
+    assert [label for label, _ in loaded.skipped] == ["CartPole-v1/ppo/seed_01"]
+
+
+def test_a_folder_name_that_is_not_utf8_is_skipped_and_named(tree):
+    bad = Path(os.fsdecode(bytes(tree / "CartPole-v1") + b"/ppo\xff"))  # not UTF-8
+    bad.mkdir()
+    make_run(tree, "ppo", 9).rename(bad / "seed_9")
+    loaded = agg.load_results(tree)
+    assert [(label, reason) for label, reason in loaded.skipped] == [
+        ("CartPole-v1/ppo\\xff/seed_9", "the folder name is not valid UTF-8")]
+    assert len(loaded.runs) == 7
+
+
+def test_video_links_with_spaces_are_percent_encoded(tree, tmp_path):
+    videos = tmp_path / "my videos"
+    clip = videos / "CartPole-v1" / "ppo" / "seed_2" / "episode_0.mp4"
+    clip.parent.mkdir(parents=True)
+    clip.write_bytes(b"\x00")
+    link = agg.video_links(videos, tmp_path / "out", "CartPole-v1", "ppo", 2)
+    assert link == "[episode 0](../my%20videos/CartPole-v1/ppo/seed_2/episode_0.mp4)"

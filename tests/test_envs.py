@@ -81,3 +81,16 @@ def test_describe_env_rejects_with_one_clear_line(env_id, fragment):
     with pytest.raises(EnvError) as err:
         describe_env(env_id)
     assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("env_id,fragment", [
+    ("ActionsFromOne-v0", "actions numbered from 0"),
+    ("NoObservation-v0", "at least one dimension"),
+    ("NeedsMissingLibrary-v0", "cannot be created here"),
+])
+def test_describe_env_refuses_spaces_that_would_fail_mid_run(env_id, fragment):
+    import weird_envs  # noqa: F401  (registers the ids)
+
+    with pytest.raises(EnvError) as err:
+        describe_env(env_id)
+    assert fragment in str(err.value) and "\n" not in str(err.value)

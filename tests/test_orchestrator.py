@@ -163,7 +163,7 @@ def test_an_a3c_run_takes_one_slot_per_worker_capped_at_jobs(tmp_path):
     assert "a3c CartPole-v1 seed 1 [3 slot(s)]" in proc.stdout
     assert "ppo CartPole-v1 seed 1 [1 slot(s)]" in proc.stdout
     proc = orchestrate(tmp_path, "--algos", "a3c", "--seeds", "1", "--jobs", "2",
-                       "--set", "a3c.num_workers=8", "--dry-run")
+                       "--set", "a3c.num_workers=3", "--dry-run")
     assert "[2 slot(s)]" in proc.stdout
 
 

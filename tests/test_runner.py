@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -128,7 +129,7 @@ def test_interrupted_run_is_replaced_without_overwrite(tmp_path):
     assert read_run(path)["summary"]["status"] == "completed"
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_signal_ends_the_run_with_rows_flushed_and_status_interrupted(tmp_path, sig):
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / RUNNER), "--total-steps", "10000000", "--results-dir", str(tmp_path)],
@@ -192,3 +193,42 @@ def test_train_time_excludes_evaluation(tmp_path):
     evals = pd.DataFrame(run["evals"])
     assert len(evals) >= 4
     assert run["summary"]["train_time_s"] >= evals["train_time_s"].iloc[-1]
+
+
+def test_repeated_sigterm_during_shutdown_still_exits_130(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / RUNNER), "--total-steps", "10000000", "--results-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    episodes = run_dir(tmp_path, "policy_gradient") / "episodes.csv"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (episodes.exists() and len(episodes.read_text().splitlines()) > 5):
+        time.sleep(0.2)
+    for _ in range(20):  # a supervisor that keeps signalling until the process is gone
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.03)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert read_run(run_dir(tmp_path, "policy_gradient"))["summary"]["status"] == "interrupted"
+
+
+def test_record_video_replaces_old_videos_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    import imageio.v2 as imageio
+
+    from rlsuite.evaluation import record_video
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    (folder / "episode_5.mp4").write_bytes(b"an earlier run's video")
+    act = lambda obs: np.zeros(len(obs), dtype=np.int64)  # noqa: E731
+    assert [p.name for p in record_video("CartPole-v1", act, [1], folder)] == ["episode_0.mp4"]
+    assert sorted(p.name for p in folder.iterdir()) == ["episode_0.mp4"]
+
+    def interrupted_write(path, frames, **kwargs):
+        Path(path).write_bytes(b"\x00" * 48)  # what an interrupted encoder leaves
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(imageio, "mimwrite", interrupted_write)
+    with pytest.raises(KeyboardInterrupt):
+        record_video("CartPole-v1", act, [1, 2], folder)
+    assert list(folder.iterdir()) == []
