@@ -247,7 +247,7 @@ def _ctrl_c_in_evaluate(tmp, monkeypatch):
     monkeypatch.setattr(runner, "Evaluator", lambda env_id: type("E", (), {
         "evaluate": _interrupt, "close": lambda self: None})())
     return lambda: runner.main("policy_gradient", policy_gradient.PolicyGradientConfig, policy_gradient.train,
-                               policy_gradient.build_actor, argv=["--evaluate", str(path)])
+                               argv=["--evaluate", str(path)])
 
 
 def _ctrl_c_while_planning(tmp, monkeypatch):
