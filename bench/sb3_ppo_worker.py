@@ -2,7 +2,7 @@
 
 Not part of the suite (it imports nothing from it, so it runs in SB3's own
 virtualenv). Trains SB3's PPO with the settings given as JSON, evaluates
-exactly as BENCHMARK_PROTOCOL.md says (20 greedy episodes, seeds
+exactly as docs/protocol.md says (20 greedy episodes, seeds
 10_000 + seed * 1_000 + i, at the first update boundary after each multiple
 of --eval-every, clock paused; final 100 episodes, seeds
 1_000_000 + seed * 1_000 + i) and prints one JSON line with the figures.

@@ -3,7 +3,7 @@
     python bench/seed_sweep.py ppo --seeds 1-10
     python bench/seed_sweep.py ppo --seeds 1-10 --results-dir results/zoo -- --num-envs 8 --num-steps 32
 
-ALGO is a runner name from BENCHMARK_PROTOCOL.md (``<algo>_benchmark.py``);
+ALGO is a runner name from docs/protocol.md (``<algo>_benchmark.py``);
 everything after ``--`` goes to the runner unchanged. Seeds run one after the
 other (one training process at a time, --threads 1 as the runner defaults).
 A seed whose results directory already holds a completed run is read, not
