@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, assert_usage_error, run_dir, run_script
+from rlsuite import algorithms
 
 FAKE_RUNNER = textwrap.dedent('''
     """Fake runner: the runner CLI's shape, the protocol's files, no training.
@@ -79,7 +80,7 @@ FAKE_RUNNER = textwrap.dedent('''
 ''')
 
 
-def fake_runners(folder: Path, algos=("policy_gradient", "a2c", "a3c", "ppo", "trpo")) -> Path:
+def fake_runners(folder: Path, algos=algorithms.NAMES) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for algo in algos:
         (folder / f"{algo}_benchmark.py").write_text(FAKE_RUNNER)
