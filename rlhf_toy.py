@@ -994,14 +994,17 @@ def main(argv=None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM ends the run like Ctrl-C
+    # Ctrl-C and SIGTERM end the run the same way; SIGINT explicitly, because a shell starts a
+    # background job with SIGINT ignored and Python then never raises KeyboardInterrupt
+    previous = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         summary = run_pipeline(cfg, args.seed, out, args.progress)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; the rows written so far are in {out}/", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     print_summary(summary, out)
     return 0
 
