@@ -395,7 +395,8 @@ def validate(cfg: RLHFConfig) -> None:
         raise UsageError(f"argument --corpus-size: need at least 10 reviews for a held-out tenth, "
                          f"got {cfg.corpus_size}")
     if cfg.rm_pairs < 5:
-        raise UsageError(f"argument --rm-pairs: need at least 5 pairs for a held-out fifth, got {cfg.rm_pairs}")
+        raise UsageError(f"argument --rm-pairs: need at least 5 pairs for a held-out fifth, "
+                         f"got {cfg.rm_pairs}")
     if cfg.max_new_tokens < 6:
         raise UsageError(f"argument --max-new-tokens: one sentence and <eos> take 6 tokens, "
                          f"got {cfg.max_new_tokens}")
@@ -581,7 +582,8 @@ def ppo_update(cfg, policy, critic, optimizer, batch: Rollout):
     for _ in range(cfg.update_epochs):
         for idx in torch.randperm(cfg.batch_size).split(cfg.minibatch_size):
             m = batch.mask[idx]
-            logp = token_dists(policy, batch.prompts[idx], batch.responses[idx]).log_prob(batch.responses[idx])
+            responses = batch.responses[idx]
+            logp = token_dists(policy, batch.prompts[idx], responses).log_prob(responses)
             policy_loss, log_ratio = clipped_surrogate_loss(logp[m], batch.logp[idx][m], advantages[idx][m],
                                                             cfg.clip_coef)
             values = token_values(critic, batch.prompts[idx], batch.responses[idx])
@@ -613,8 +615,9 @@ def train_ppo(cfg, vocab, reference, reward, kl_coef: float, seed: int, log: Csv
     for update in range(1, cfg.ppo_updates + 1):
         batch = collect(cfg, vocab, policy, critic, reference, reward, kl_coef, rng)
         diagnostics = ppo_update(cfg, policy, critic, optimizer, batch)
-        log.write(update=update, responses=update * cfg.batch_size, train_time_s=time.perf_counter() - started,
-                  kl_coef=kl_coef, rm_score=batch.scores.mean().item(), true_score=batch.true.mean().item(),
+        log.write(update=update, responses=update * cfg.batch_size,
+                  train_time_s=time.perf_counter() - started, kl_coef=kl_coef,
+                  rm_score=batch.scores.mean().item(), true_score=batch.true.mean().item(),
                   kl_ref=batch.kl_ref.mean().item(), response_length=batch.lengths.float().mean().item(),
                   entropy=batch.entropy.mean().item(),
                   explained_variance=explained_variance(batch.values[batch.mask], batch.returns[batch.mask]),
@@ -631,7 +634,8 @@ def evaluate(cfg, vocab, policy, reference, reward, seed: int) -> dict:
     prompts = prompts[:cfg.eval_responses]
     responses, lengths = sample_responses(policy, prompts, cfg.max_new_tokens, vocab)
     mask = response_mask(lengths, responses.shape[1])
-    kl = (token_dists(policy, prompts, responses).kl(token_dists(reference, prompts, responses)) * mask).sum(1)
+    dist, ref_dist = token_dists(policy, prompts, responses), token_dists(reference, prompts, responses)
+    kl = (dist.kl(ref_dist) * mask).sum(dim=1)
     return {"rm_score": reward(prompts, responses, lengths).mean().item(),
             "true_score": true_scores(vocab, prompts, responses).mean().item(),
             "kl_ref": kl.mean().item(), "response_length": lengths.float().mean().item()}
@@ -753,7 +757,8 @@ def run_pipeline(cfg: RLHFConfig, seed: int, out: Path, progress: bool) -> dict:
 
     plot_overoptimization(curves, out / "overoptimization.png", f"seed {seed}")
     rows = sample_table(vocab, {"SFT": reference, f"PPO beta={beta_name(cfg.kl_coef)}": policies[cfg.kl_coef],
-                                **({"PPO beta=0": policies[0.0]} if 0.0 in policies and cfg.kl_coef != 0 else {})},
+                                **({"PPO beta=0": policies[0.0]} if 0.0 in policies and cfg.kl_coef != 0
+                                   else {})},
                         reward, cfg, seed)
     (out / "samples.md").write_text(samples_markdown(rows), encoding="utf-8")
     summary = {"seed": seed, "kl_coef": cfg.kl_coef, "config": dataclasses.asdict(cfg),
@@ -805,7 +810,8 @@ OBJECTIVE_TERMS = [
     ("$\\mathbb 1[t = T]\\, r_\\phi(x, y)$", "per_token_rewards",
      "rewards[torch.arange(len(scores)), last] += scores"),
     ("$V_\\psi(s_t)$, the critic from the reward model", "train_ppo", "critic = copy.deepcopy(reward.model)"),
-    ("$\\hat A_t$, GAE with $V_\\psi(s_{T+1}) = 0$", "token_advantages", "terminated[torch.arange(batch), last] = True"),
+    ("$\\hat A_t$, GAE with $V_\\psi(s_{T+1}) = 0$", "token_advantages",
+     "terminated[torch.arange(batch), last] = True"),
     ("$L^{\\text{CLIP}}$ with the per-token ratio $\\rho_t$", "ppo_update",
      "policy_loss, log_ratio = clipped_surrogate_loss("),
     ("$\\mathrm{KL}(\\pi_\\theta \\,\\|\\, \\pi^{\\text{ref}})$, logged as `kl_ref`", "collect",
@@ -903,7 +909,8 @@ def render_docs_section(data: dict) -> str:
         f"{mean_spread([r['rm_val_accuracy_true_rule'] for r in main])} |",
         f"| 3. PPO, beta = {beta} | proxy score (SFT: 0 by normalization) | "
         f"{mean_spread([r['ppo'][beta]['rm_score'] for r in main])} |",
-        f"| 3. PPO, beta = {beta} | true score | {mean_spread([r['ppo'][beta]['true_score'] for r in main])} |",
+        f"| 3. PPO, beta = {beta} | true score | "
+        f"{mean_spread([r['ppo'][beta]['true_score'] for r in main])} |",
         f"| 3. PPO, beta = {beta} | true score minus SFT's | "
         f"{mean_spread([r['ppo'][beta]['true_score'] - r['sft']['true_score'] for r in main])} |",
         f"| 3. PPO, beta = {beta} | KL to $\\pi^{{\\text{{ref}}}}$, nats per response | "
@@ -917,10 +924,10 @@ def render_docs_section(data: dict) -> str:
         "| 4. PPO, beta = 0 | KL at that peak, nats per response | "
         f"{mean_spread([p['kl_ref'] for p in peaks])} |",
         "",
-        f"With beta = {beta} the true score of the final policy is above the SFT model's on {improved} of {n} "
-        f"seeds. Without the penalty the proxy ends higher than with it on {proxy_up} of {n} seeds and the "
-        f"true score lower on {true_down} of {n}. Along the beta = 0 run, from the update where the true "
-        f"score peaked to the last one, the proxy changed by "
+        f"With beta = {beta} the true score of the final policy is above the SFT model's on {improved} "
+        f"of {n} seeds. Without the penalty the proxy ends higher than with it on {proxy_up} of {n} seeds "
+        f"and the true score lower on {true_down} of {n}. Along the beta = 0 run, from the update where "
+        f"the true score peaked to the last one, the proxy changed by "
         f"{np.mean([p['final_rm_score'] - p['rm_score'] for p in peaks]):+.2f} and the true score by "
         f"{np.mean([p['final_true_score'] - p['true_score'] for p in peaks]):+.2f} (means over seeds, "
         "10-update moving averages): past the peak, optimizing the proxy harder no longer helps the true "
@@ -934,16 +941,18 @@ def render_docs_section(data: dict) -> str:
     ]
     for m, h in zip(main, hack):
         f, g = m["ppo"][beta], h["ppo"]["0"]
-        lines.append(f"| {m['seed']} | {m['sft']['true_score']:.2f} | {f['rm_score']:.2f} / {f['true_score']:.2f} / "
-                     f"{f['kl_ref']:.1f} | {g['rm_score']:.2f} / {g['true_score']:.2f} / {g['kl_ref']:.1f} | "
-                     f"{m['rm_val_accuracy_true_rule']:.2f} | {m['wall_time_s']:.0f} / {h['wall_time_s']:.0f} |")
+        lines.append(f"| {m['seed']} | {m['sft']['true_score']:.2f} "
+                     f"| {f['rm_score']:.2f} / {f['true_score']:.2f} / {f['kl_ref']:.1f} "
+                     f"| {g['rm_score']:.2f} / {g['true_score']:.2f} / {g['kl_ref']:.1f} "
+                     f"| {m['rm_val_accuracy_true_rule']:.2f} "
+                     f"| {m['wall_time_s']:.0f} / {h['wall_time_s']:.0f} |")
     lines += [
         "",
         f"![Proxy and true score against KL to the reference, one curve per beta, seed {data['plot_seed']}]"
         f"({DOCS_PLOT})",
         "",
-        f"Sampled responses to the same prompts, seed {data['plot_seed']} (proxy: the normalized reward-model "
-        "score; true: the hidden rule):",
+        f"Sampled responses to the same prompts, seed {data['plot_seed']} (proxy: the normalized "
+        "reward-model score; true: the hidden rule):",
         "",
         samples_markdown(data["samples"]).rstrip("\n"),
         "",
@@ -962,7 +971,8 @@ def write_docs(results_dir: Path, docs_dir: Path, cfg: RLHFConfig) -> None:
     page = docs_dir / DOCS_PAGE
     text = page.read_text(encoding="utf-8")
     if not SECTION.search(text):
-        raise UsageError(f"argument --write-docs: {page} has no <!-- rlhf:start --> ... <!-- rlhf:end --> markers")
+        raise UsageError(f"argument --write-docs: {page} has no <!-- rlhf:start --> ... "
+                         "<!-- rlhf:end --> markers")
     data = collect_docs_data(results_dir, cfg)
     plot = run_dir_for(results_dir, cfg.kl_coef, data["plot_seed"]) / "overoptimization.png"
     body = render_docs_section(data)

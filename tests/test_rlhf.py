@@ -64,9 +64,8 @@ def trained(tmp_path_factory):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     bar = tqdm(disable=True)
-    sft = rlhf_toy.train_sft(cfg, vocab, rlhf_toy.make_corpus(cfg, vocab, rng),
-                             rlhf_toy.CsvLog(out / "sft.csv", ["epoch", "train_time_s", "train_loss", "val_loss"]),
-                             bar)
+    log = rlhf_toy.CsvLog(out / "sft.csv", ["epoch", "train_time_s", "train_loss", "val_loss"])
+    sft = rlhf_toy.train_sft(cfg, vocab, rlhf_toy.make_corpus(cfg, vocab, rng), log, bar)
     log = rlhf_toy.CsvLog(out / "rm.csv", ["epoch", "train_time_s", "train_loss", "val_loss", "val_accuracy",
                                            "val_accuracy_true_rule"])
     pairs = rlhf_toy.make_preferences(cfg, vocab, sft, rng)
