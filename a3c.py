@@ -187,8 +187,8 @@ class Shared:
     pause: object    # multiprocessing.Event: wait at the gate (the main process is evaluating)
     queue: object    # ("episode", worker, step, return, length) | ("update", worker, step, metrics)
                      # | ("error", worker, traceback text)
-    obs_mean: torch.Tensor  # worker 0's running observation mean and variance (norm_obs),
-    obs_var: torch.Tensor   # float64 in shared memory; the statistics every evaluation uses
+    obs_mean: torch.Tensor | None = None  # worker 0's running observation mean and variance
+    obs_var: torch.Tensor | None = None   # (norm_obs), float64 in shared memory; what evaluation uses
 
 
 def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_actions: int | None,
