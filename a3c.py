@@ -204,8 +204,8 @@ def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_a
         torch.set_num_threads(1)
         torch.manual_seed(seed * 1_000 + index)
         parent = os.getppid()
-        norm = Normalization.of(cfg)
-        env = normalize_env(make_env(env_id), norm) if norm.on else make_env(env_id)
+        normalization = Normalization.of(cfg)
+        env = normalize_env(make_env(env_id), normalization) if normalization.on else make_env(env_id)
         obs_rms = find_wrapper(env, gym.wrappers.NormalizeObservation)
         env.action_space.seed(seed + index)
         obs, _ = env.reset(seed=seed + index)
@@ -242,7 +242,7 @@ def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_a
                 ep_length += 1
                 obs = next_obs
                 if terminated or truncated:
-                    if norm.on:  # the rewards above were scaled; the protocol logs the env's own return
+                    if normalization.on:  # the rewards above were scaled; the protocol logs the env's own return
                         ep_return = float(info["episode"]["r"])
                     shared.queue.put(("episode", index, global_step, ep_return, ep_length))
                     ep_return, ep_length = 0.0, 0
