@@ -216,6 +216,40 @@ def read_summary_checked(run_dir: Path) -> dict:
     return summary
 
 
+STABILITY_FIELDS = ("min_eval_after_solve", "frac_evals_solved_after_solve", "ended_solved")
+
+
+def run_threshold(run_dir: Path):
+    """The solve threshold a run used (its config.json), else None."""
+    try:
+        value = json.loads((Path(run_dir) / "config.json").read_text())["protocol"]["solve_threshold"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def stability(eval_steps, eval_returns, steps_to_solve, threshold, final_eval_mean) -> dict:
+    """Whether a run kept what it learned, from its periodic greedy evaluations.
+
+    - ``min_eval_after_solve``: the lowest periodic eval from the first solving one on;
+    - ``frac_evals_solved_after_solve``: the share of those evals at or above the threshold
+      (1.0: it never fell back; the solving eval itself counts);
+    - ``ended_solved``: the final 100-episode eval reached the threshold.
+    NaN / None where the run never solved or has no threshold.
+    """
+    if threshold is None:
+        return {"min_eval_after_solve": np.nan, "frac_evals_solved_after_solve": np.nan, "ended_solved": None}
+    ended = bool(final_eval_mean >= threshold)
+    if steps_to_solve is None or (isinstance(steps_to_solve, float) and math.isnan(steps_to_solve)):
+        return {"min_eval_after_solve": np.nan, "frac_evals_solved_after_solve": np.nan, "ended_solved": ended}
+    steps, returns = np.asarray(eval_steps, dtype=float), np.asarray(eval_returns, dtype=float)
+    after = returns[steps >= steps_to_solve]
+    if after.size == 0:
+        return {"min_eval_after_solve": np.nan, "frac_evals_solved_after_solve": np.nan, "ended_solved": ended}
+    return {"min_eval_after_solve": float(after.min()),
+            "frac_evals_solved_after_solve": float((after >= threshold).mean()), "ended_solved": ended}
+
+
 def load_run(run_dir: Path, env_id: str, algo: str, seed: int):
     summary = read_summary_checked(run_dir)
     if (summary["env_id"], summary["algo"], summary["seed"]) != (env_id, algo, seed):
@@ -224,6 +258,8 @@ def load_run(run_dir: Path, env_id: str, algo: str, seed: int):
     evals = read_csv_checked(run_dir / "evals.csv", EVAL_COLUMNS)
     episodes = read_csv_checked(run_dir / "episodes.csv", EPISODE_COLUMNS)
     row = {k: summary[k] for k in SUMMARY_FIELDS if k != "status"}
+    row.update(stability(evals["global_step"], evals["mean_return"], summary["steps_to_solve"],
+                         run_threshold(run_dir), summary["final_eval_mean"]))
     row["run_dir"] = str(run_dir)
     return row, evals, episodes
 
@@ -281,7 +317,8 @@ def load_results(results_dir: Path) -> Loaded:
         keys = {"env_id": env_id, "algo": algo, "seed": seed}
         evals.append(ev[list(EVAL_COLUMNS)].assign(**keys))
         episodes.append(ep[list(EPISODE_COLUMNS)].assign(**keys))
-    runs = pd.DataFrame(rows, columns=[k for k in SUMMARY_FIELDS if k != "status"] + ["run_dir"])
+    runs = pd.DataFrame(rows, columns=[k for k in SUMMARY_FIELDS if k != "status"]
+                        + list(STABILITY_FIELDS) + ["run_dir"])
     if not runs.empty:
         runs["order"] = runs["algo"].map(algo_rank)
         runs = runs.sort_values(["env_id", "order", "seed"]).drop(columns="order").reset_index(drop=True)
@@ -305,7 +342,9 @@ def summarize(runs: pd.DataFrame, reps: int = 2000) -> pd.DataFrame:
         solved = group[group["solved"] == True]  # noqa: E712 - None means "no threshold"
         mean_pt, mean_lo, mean_hi = bootstrap_ci(scores, mean, reps)
         iqm_pt, iqm_lo, iqm_hi = bootstrap_ci(scores, iqm, reps)
-        row = {"env_id": env_id, "algo": algo, "runs": len(group), "runs_solved": len(solved)}
+        ended = group[group["ended_solved"] == True]  # noqa: E712
+        row = {"env_id": env_id, "algo": algo, "runs": len(group), "runs_solved": len(solved),
+               "runs_ended_solved": len(ended)}
         for col in ("steps_to_solve", "time_to_solve_s"):
             values = solved[col].to_numpy(float)
             q25, med, q75 = np.percentile(values, [25, 50, 75]) if values.size else (np.nan,) * 3
@@ -315,6 +354,10 @@ def summarize(runs: pd.DataFrame, reps: int = 2000) -> pd.DataFrame:
             "final_eval_iqm": iqm_pt, "final_eval_iqm_ci_low": iqm_lo, "final_eval_iqm_ci_high": iqm_hi,
             "last100_train_return_mean": pd.to_numeric(group["last100_train_return"]).mean(),
         })
+        for col in ("min_eval_after_solve", "frac_evals_solved_after_solve"):  # over the solved runs
+            values = pd.to_numeric(solved[col]).dropna().to_numpy(float)
+            point, low, high = bootstrap_ci(values, mean, reps) if values.size else (np.nan,) * 3
+            row.update({f"{col}_mean": point, f"{col}_mean_ci_low": low, f"{col}_mean_ci_high": high})
         out.append(row)
     table = pd.DataFrame(out)
     table["order"] = table["algo"].map(algo_rank)
@@ -328,13 +371,20 @@ def _num(value, digits: int = 1, thousands: bool = False) -> str:
 
 
 def summary_markdown(table: pd.DataFrame) -> str:
-    head = ["env", "algorithm", "runs solved", "steps to solve, median [IQR]",
+    head = ["env", "algorithm", "runs solved", "ended solved", "evals held after solving, mean [95% CI]",
+            "worst eval after solving, mean [95% CI]", "steps to solve, median [IQR]",
             "time to solve (s), median [IQR]", "final eval mean [95% CI]", "final eval IQM [95% CI]",
             "last-100 train return"]
     rows = []
     for r in table.itertuples():
         rows.append([
-            r.env_id, r.algo, f"{r.runs_solved}/{r.runs}",
+            r.env_id, r.algo, f"{r.runs_solved}/{r.runs}", f"{r.runs_ended_solved}/{r.runs}",
+            f"{_num(100 * r.frac_evals_solved_after_solve_mean, 0)}% "
+            f"[{_num(100 * r.frac_evals_solved_after_solve_mean_ci_low, 0)}, "
+            f"{_num(100 * r.frac_evals_solved_after_solve_mean_ci_high, 0)}]" if r.runs_solved else "–",
+            f"{_num(r.min_eval_after_solve_mean)} "
+            f"[{_num(r.min_eval_after_solve_mean_ci_low)}, {_num(r.min_eval_after_solve_mean_ci_high)}]"
+            if r.runs_solved else "–",
             f"{_num(r.steps_to_solve_median, thousands=True)} "
             f"[{_num(r.steps_to_solve_q25, thousands=True)}–{_num(r.steps_to_solve_q75, thousands=True)}]"
             if r.runs_solved else "–",
@@ -450,6 +500,38 @@ def _strip(ax, algos, values_by_algo, jitter_seed: int = RANDOM_STATE):
     ax.set_xlim(-0.6, len(algos) - 0.4)
 
 
+def plot_seed_curves(env_id: str, evals: pd.DataFrame, threshold, path: Path):
+    """One panel per algorithm: every seed's periodic eval curve thin, the median over seeds thick.
+
+    A mean over seeds hides a run that solves and then collapses; here each run
+    is drawn, so a fall after solving is visible as a line of its own.
+    """
+    plt = _plt()
+    algos = algos_in(evals)
+    fig, axes = plt.subplots(1, len(algos), figsize=(3.4 * len(algos) + 1, 3.6), sharey=True,
+                             constrained_layout=True, squeeze=False)
+    for ax, algo in zip(axes.flat, algos):
+        colour = algo_colour(algo)
+        frame = evals[evals["algo"] == algo]
+        curves = [(g["global_step"].to_numpy(float), g["mean_return"].to_numpy(float))
+                  for _, g in frame.groupby("seed") if len(g) >= 1]
+        for x, y in curves:
+            ax.plot(x, y, color=colour, lw=0.7, alpha=0.45)
+        usable = [(x, y) for x, y in curves if len(x) >= 2]
+        grid = common_grid(usable) if usable else None
+        if grid is not None:
+            median = np.nanmedian(np.vstack([resample(x, y, grid) for x, y in usable]), axis=0)
+            ax.plot(grid, median, color=colour, lw=2.4, label="median")
+        if threshold is not None:
+            ax.axhline(threshold, color="0.4", ls="--", lw=1)
+        ax.set_title(f"{algo} (n={len(curves)})")
+        ax.set_xlabel("env steps")
+    axes.flat[0].set_ylabel("periodic greedy eval")
+    fig.suptitle(f"{env_id}: every seed (thin) and the median (thick)")
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def plot_final_scores(env_id: str, runs: pd.DataFrame, reps: int, path: Path):
     plt = _plt()
     algos = algos_in(runs)
@@ -539,8 +621,9 @@ def video_links(videos_dir: Path, out: Path, env_id: str, algo: str, seed: int) 
 
 
 def runs_markdown(runs: pd.DataFrame, videos_dir: Path, out: Path) -> str:
-    head = ["env", "algorithm", "seed", "solved at (steps)", "solved at (s)", "final eval",
-            "last-100 train return", "train time (s)", "steps", "videos"]
+    head = ["env", "algorithm", "seed", "solved at (steps)", "solved at (s)", "evals held after solving",
+            "worst eval after solving", "final eval", "last-100 train return", "train time (s)", "steps",
+            "videos"]
     rows = []
     for r in runs.itertuples():
         rows.append([
@@ -548,6 +631,8 @@ def runs_markdown(runs: pd.DataFrame, videos_dir: Path, out: Path) -> str:
             _num(r.steps_to_solve, thousands=True) if r.solved
             else ("not solved" if r.solved is False else "–"),
             _num(r.time_to_solve_s) if r.solved else "–",
+            f"{_num(100 * r.frac_evals_solved_after_solve, 0)}%" if r.solved else "–",
+            _num(r.min_eval_after_solve) if r.solved else "–",
             f"{r.final_eval_mean:.1f} ± {r.final_eval_std:.1f}",
             _num(r.last100_train_return), _num(r.train_time_s), f"{r.total_steps:,}",
             video_links(videos_dir, out, r.env_id, r.algo, r.seed),
@@ -570,7 +655,11 @@ def write_report(loaded: Loaded, table: pd.DataFrame, plots: dict, results_dir: 
         f"100 greedy episodes of the final policy per run; mean and IQM (interquartile mean) "
         f"across runs, with {int(CONFIDENCE * 100)}% percentile bootstrap confidence "
         f"intervals ({reps} resamples, random state {RANDOM_STATE}; Agarwal et al. 2021). "
-        f"Train time excludes evaluation. Machine-readable: [summary.csv](summary.csv), "
+        f"Train time excludes evaluation. Stability, over the solved runs: *evals held after "
+        f"solving* is the share of a run's periodic evaluations, from its first solving one on, "
+        f"that reached the threshold (100% for a run that never fell back); *worst eval after "
+        f"solving* is the lowest of them; *ended solved* counts the runs whose final evaluation "
+        f"reached the threshold. Machine-readable: [summary.csv](summary.csv), "
         f"[runs.csv](runs.csv).", "",
     ]
     for env_id, files in plots.items():
@@ -659,15 +748,17 @@ def _main(argv) -> int:
         name = slug(env_id)
         files = [
             ("Learning curves", f"learning_curves_{name}.png"),
+            ("Every seed", f"seed_curves_{name}.png"),
             ("Final score per run", f"final_scores_{name}.png"),
             ("Steps to solve", f"steps_to_solve_{name}.png"),
             ("Performance profile", f"performance_profile_{name}.png"),
         ]
         plot_learning_curves(env_id, evals, episodes, env_threshold(loaded, env_id), args.reps,
                              out / files[0][1])
-        plot_final_scores(env_id, runs, args.reps, out / files[1][1])
-        plot_steps_to_solve(env_id, runs, out / files[2][1])
-        plot_performance_profile(env_id, runs, args.reps, out / files[3][1])
+        plot_seed_curves(env_id, evals, env_threshold(loaded, env_id), out / files[1][1])
+        plot_final_scores(env_id, runs, args.reps, out / files[2][1])
+        plot_steps_to_solve(env_id, runs, out / files[3][1])
+        plot_performance_profile(env_id, runs, args.reps, out / files[4][1])
         plots[env_id] = files
     report = write_report(loaded, table, plots, results_dir, videos_dir, out, args.reps)
     print(summary_markdown(table), end="")

@@ -149,6 +149,37 @@ def test_summary_gives_hand_computed_medians_and_counts(tree):
     assert ppo["final_eval_mean_ci_low"] <= ppo["final_eval_mean"] <= ppo["final_eval_mean_ci_high"]
 
 
+def test_stability_of_a_run_that_solves_then_collapses():
+    steps = [5000, 10000, 15000, 20000, 25000]
+    returns = [200.0, 480.0, 300.0, 490.0, 236.0]  # solves at 10k, falls back twice
+    s = agg.stability(steps, returns, 10000, 475.0, final_eval_mean=236.7)
+    assert s["min_eval_after_solve"] == 236.0
+    assert s["frac_evals_solved_after_solve"] == pytest.approx(2 / 4)
+    assert s["ended_solved"] is False
+    held = agg.stability(steps, [200.0, 480.0, 500.0, 500.0, 500.0], 10000, 475.0, 500.0)
+    assert (held["min_eval_after_solve"], held["frac_evals_solved_after_solve"], held["ended_solved"]) \
+        == (480.0, 1.0, True)
+
+
+def test_stability_of_an_unsolved_run_or_one_without_threshold():
+    never = agg.stability([5000], [100.0], None, 475.0, 100.0)
+    assert np.isnan(never["min_eval_after_solve"]) and never["ended_solved"] is False
+    assert agg.stability([5000], [100.0], None, None, 100.0)["ended_solved"] is None
+
+
+def test_summary_reports_stability_over_the_solved_runs(tree):
+    runs = agg.load_results(tree).runs
+    ppo = runs[runs["algo"] == "ppo"].set_index("seed")
+    # make_run's evals climb linearly from 50 to the final score: the first eval at or after
+    # steps_to_solve is the minimum after solving
+    assert ppo.loc[1, "ended_solved"] and not ppo.loc[5, "ended_solved"]
+    table = agg.summarize(runs, reps=500).set_index("algo")
+    assert table.loc["ppo", "runs_ended_solved"] == 4
+    solved = ppo[ppo["steps_to_solve"].notna()]
+    assert table.loc["ppo", "min_eval_after_solve_mean"] == pytest.approx(solved["min_eval_after_solve"].mean())
+    assert "| 4/5 | 4/5 |" in agg.summary_markdown(table.reset_index())
+
+
 def test_corrupt_and_incomplete_runs_are_skipped_and_named(tree, tmp_path):
     bad = {
         "truncated": make_run(tree, "a2c", 1),
@@ -197,7 +228,8 @@ def test_report_embeds_every_plot_and_links_the_videos(tree, tmp_path):
     report = (out / "report.md").read_text()
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == ["final_scores_CartPole-v1.png", "learning_curves_CartPole-v1.png",
-                    "performance_profile_CartPole-v1.png", "steps_to_solve_CartPole-v1.png"]
+                    "performance_profile_CartPole-v1.png", "seed_curves_CartPole-v1.png",
+                    "steps_to_solve_CartPole-v1.png"]
     for name in pngs:
         assert f"]({name})" in report
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
