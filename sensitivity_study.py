@@ -92,10 +92,12 @@ def classify_run(summary: dict, evals: pd.DataFrame | None, threshold: float, ra
         return "diverged"
     if final <= random_return:
         return "diverged"
-    reached = bool(summary.get("solved")) or any(r >= threshold for r in returns)
-    if reached:
-        return "solved" if final >= threshold else "unstable"
-    return "slow"
+    if not summary.get("solved"):
+        return "slow"
+    # the aggregator's stability measure: did the final 100-episode evaluation hold the threshold?
+    steps = [] if evals is None else list(evals["global_step"])
+    held = agg.stability(steps, returns, summary.get("steps_to_solve"), threshold, final)["ended_solved"]
+    return "solved" if held else "unstable"
 
 
 def classify_cell(classes: list[str]) -> str:
@@ -204,7 +206,7 @@ CLASS_MARK = {"diverged": "DIVERGED", "unstable": "unstable", "slow": "slow", "s
 def _annotate(ax, i, j, row, vmax):
     steps = row["steps_to_solve_median"]
     text = (f"{row['final_eval_iqm']:.0f}\n{row['runs_solved']}/{row['runs']} solved\n"
-            + (f"med {steps / 1000:.0f}k steps" if math.isfinite(steps) else "–") + f"\n{CLASS_MARK[row['class']]}")
+            + (f"med {steps / 1000:.0f}k steps" if math.isfinite(steps) else "never solved") + f"\n{CLASS_MARK[row['class']]}")
     dark = not math.isfinite(row["final_eval_iqm"]) or row["final_eval_iqm"] < 0.5 * vmax
     ax.text(j, i, text, ha="center", va="center", fontsize=7.5, color="white" if dark else "black")
 
@@ -283,11 +285,23 @@ def answer(table: pd.DataFrame, algo: str) -> list[str]:
             continue
         parts = []
         for c in CLASSES:
-            names = [setting(r) for r in cells if r["class"] == c]
-            parts.append(f"{c} {len(names)}/{len(cells)}" + (f" ({'; '.join(names)})" if names and c != "solved"
-                                                           or (names and len(names) <= 4) else ""))
-        lines.append(f"- **{label}:** " + ", ".join(parts) + ".")
+            chosen = [r for r in cells if r["class"] == c]
+            parts.append(f"{c} {len(chosen)}/{len(cells)}" + (f" ({group_settings(chosen)})" if chosen else ""))
+        lines.append(f"- **{label}:** " + "; ".join(parts) + ".")
     return lines
+
+
+def group_settings(cells: list[dict]) -> str:
+    """``lr 0.1 at γ 0.9, 0.99; lr 0.0001 at γ 0.9`` (one group per step size), or ``ent_coef 0, 0.1``."""
+    if all("gamma" in r and isinstance(r.get("gamma"), float) and math.isfinite(r["gamma"]) for r in cells):
+        groups: dict = {}
+        for r in cells:
+            key = next(k for k in ("learning_rate", "max_kl") if isinstance(r.get(k), float)
+                       and math.isfinite(r[k]))
+            groups.setdefault((key, r[key]), []).append(r["gamma"])
+        return "; ".join(f"{'lr' if key == 'learning_rate' else key} {value:g} at γ "
+                         + ", ".join(f"{g:g}" for g in sorted(gs)) for (key, value), gs in groups.items())
+    return "ent_coef " + ", ".join(f"{r['ent_coef']:g}" for r in cells)
 
 
 # -- the report ----------------------------------------------------------------------------------
@@ -307,7 +321,7 @@ def write_report(runs: pd.DataFrame, table: pd.DataFrame, skipped: list, random_
         title = algorithms.get(algo).title
         path = out / f"heatmap_{algo}.png"
         heatmap(grid, field, "gamma", lambda v: f"{v:g}",
-                f"{title} on {ENV_ID}: {field} x gamma ({int(grid['runs'].max())} seeds per cell)",
+                f"{title} on {ENV_ID}: {field} x gamma ({seeds_per_cell(grid)} per cell)",
                 path, threshold)
         figures[algo] = path.name
     ent = table[table.apply(lambda r: sweep_of(r) == "entropy bonus", axis=1)].copy()
@@ -341,6 +355,11 @@ def write_report(runs: pd.DataFrame, table: pd.DataFrame, skipped: list, random_
     write_doc_sections(table, random_return, threshold, out, len(runs))
 
 
+def seeds_per_cell(table: pd.DataFrame) -> str:
+    lo, hi = int(table["runs"].min()), int(table["runs"].max())
+    return (f"{hi} seed" + ("s" if hi > 1 else "")) if lo == hi else f"{lo} to {hi} seeds (the study was stopped part-way)"
+
+
 def write_doc_sections(table: pd.DataFrame, random_return: float, threshold: float, out: Path,
                        n_runs: int) -> None:
     """doc_<algo>.md for each algorithm's page and doc_all.md (the exercise across all five);
@@ -353,7 +372,8 @@ def write_doc_sections(table: pd.DataFrame, random_return: float, threshold: flo
         if mine.empty:
             continue
         field = STEP_FIELD[algo]
-        lines = [f"Measured on {ENV_ID}: {field} x γ, 3 seeds per cell, default budget. {regen}", ""]
+        lines = [f"Measured on {ENV_ID}: {field} x γ, {seeds_per_cell(mine)} per cell, default budget. "
+                 f"{regen}", ""]
         if algo == "trpo":
             lines += ["TRPO's policy has no learning rate; its step is bounded by `max_kl`, so the rows "
                       "sweep `max_kl` over the same four values (the critic's `value_learning_rate` would "
@@ -362,8 +382,8 @@ def write_doc_sections(table: pd.DataFrame, random_return: float, threshold: flo
         lines += [f"![{algorithms.get(algo).title}: {field} x γ heat map](img/sensitivity_{algo}.png)", "",
                   classification_markdown(mine), rule, ""]
         (out / f"doc_{algo}.md").write_text("\n".join(lines), encoding="utf-8")
-    lines = [f"Measured: {n_runs} runs on {ENV_ID}, 3 seeds per cell, each algorithm's default budget. "
-             f"{regen}", ""]
+    lines = [f"Measured: {n_runs} runs on {ENV_ID}, {seeds_per_cell(table)} per cell, each algorithm's "
+             f"default budget. {regen}", ""]
     for algo in algorithms.NAMES:
         if (table["algo"] == algo).any():
             lines += [f"**{algorithms.get(algo).title}** ({STEP_FIELD[algo]} x γ)", ""] + answer(table, algo) + [""]
