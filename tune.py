@@ -203,11 +203,14 @@ def run_trial(trial, cfg: dict, space: dict, optuna) -> float:
                 finished = proc.poll() is not None  # read once more after the runner ends
                 for step, mean_return in read_new_evals(run_dir / "evals.csv", len(evals)):
                     evals.append(mean_return)
-                    trial.report(sum(evals) / len(evals), step)
+                    # Reported at the evaluation's index, not its global_step: the k-th evaluation
+                    # of every trial comes at the first update boundary after k * eval_every, a
+                    # step that differs with the rollout size, and the pruner compares equal steps.
+                    trial.report(sum(evals) / len(evals), len(evals))
                     if trial.should_prune():
                         stop_runner(proc)
-                        raise optuna.TrialPruned(f"at step {step:,}: mean eval so far "
-                                                 f"{sum(evals) / len(evals):.1f}, below the median")
+                        raise optuna.TrialPruned(f"at evaluation {len(evals)} (step {step:,}): mean eval "
+                                                 f"so far {sum(evals) / len(evals):.1f}, below the median")
                 if not finished:
                     time.sleep(POLL_S)
         finally:
@@ -316,8 +319,8 @@ def build_parser() -> OneLineParser:
                    help="the runs' seed and the sampler's (default: 1)")
     p.add_argument("--startup-trials", type=integer, default=5, metavar="N",
                    help="trials before the pruner prunes and TPE models (default: 5)")
-    p.add_argument("--warmup-evals", type=integer, default=2, metavar="N",
-                   help="periodic evaluations of a trial before it can be pruned (default: 2)")
+    p.add_argument("--warmup-evals", type=integer, default=3, metavar="N",
+                   help="a trial can be pruned from its N-th periodic evaluation on (default: 3)")
     return p
 
 
@@ -397,7 +400,7 @@ def main(argv=None) -> int:
             # seeded, and on resume seeded afresh: the same seed would propose trial 0's values again
             sampler=optuna.samplers.TPESampler(seed=args.seed + earlier, n_startup_trials=args.startup_trials),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=args.startup_trials,
-                                               n_warmup_steps=0, n_min_trials=1))
+                                               n_warmup_steps=args.warmup_evals, n_min_trials=1))
         tag = {"algo": cfg["algo"], "env_id": cfg["env_id"], "total_steps": args.total_steps,
                "eval_every": args.eval_every, "seed": args.seed}
         if not study.user_attrs:
@@ -427,7 +430,7 @@ def main(argv=None) -> int:
             what = f"complete, mean periodic eval {trial.value:.1f}"
         elif trial.state == states.PRUNED:
             last = max(trial.intermediate_values) if trial.intermediate_values else 0
-            what = f"pruned after step {last:,}"
+            what = f"pruned after {last} periodic evaluation(s), mean eval {trial.intermediate_values.get(last, 0):.1f}"
         else:
             what = "failed: " + trial.user_attrs.get("error", "see its runner.log")
         params = ", ".join(f"{k}={as_text(v) if not isinstance(v, float) else f'{v:.3g}'}"

@@ -35,6 +35,26 @@ def test_evals_are_read_only_when_their_row_is_complete(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_pruned_trial_stops_its_runner_with_sigterm(tmp_path):
+    """The pruner says stop at the first evaluation: the runner ends as 'interrupted', TrialPruned."""
+
+    class PruneAtOnce(optuna.trial.FixedTrial):
+        def should_prune(self):
+            return True
+
+    space = tune.search_space("ppo")
+    trial = PruneAtOnce({name: (spec[1][0] if spec[0] == "choice" else spec[1]) for name, spec in space.items()})
+    cfg = {"algo": "ppo", "env_id": "CartPole-v1", "seed": 1, "study_dir": tmp_path,
+           "passed": ["--total-steps", "200000", "--eval-every", "256", "--eval-episodes", "2"]}
+    started = time.monotonic()
+    with pytest.raises(optuna.TrialPruned, match="at evaluation 1"):
+        tune.run_trial(trial, cfg, space, optuna)
+    assert time.monotonic() - started < 60, "the runner should not train its 200,000 steps"
+    summary = (tmp_path / "trial_0" / "CartPole-v1" / "ppo" / "seed_1" / "summary.json").read_text()
+    assert '"status": "interrupted"' in summary
+
+
+@pytest.mark.slow
 def test_tiny_study_completes_resumes_after_an_interrupt_and_prints_a_preset(tmp_path):
     """3 trials of PPO on CartPole-v1, 1,024 steps each; SIGTERM during trial 1, then the same command."""
     cmd = [sys.executable, str(ROOT / "tune.py"), "ppo", "--env", "CartPole-v1", "--trials", "3",
