@@ -597,7 +597,14 @@ class StopRequest:
 
 def schedule(specs: list[RunSpec], backend, jobs: int, strict: bool, progress: Progress,
              poll_s: float = 0.2) -> tuple[list[Outcome], bool]:
-    """Keep up to ``jobs`` slots busy (first fit in matrix order). Returns (outcomes, interrupted)."""
+    """Keep up to ``jobs`` slots busy, starting runs in matrix order. Returns (outcomes, interrupted).
+
+    A run that does not fit yet (an A3C run wants a slot per worker) is not
+    overtaken: the runs after it wait until it has started. First fit would let
+    one-slot runs take every freed slot and start the A3C runs only when
+    nothing else is left, so a study stopped part-way would hold later seeds of
+    the others and not the first seeds of A3C.
+    """
     pending = list(specs)
     running: dict[int, tuple[RunSpec, dict]] = {}
     outcomes: list[Outcome] = []
@@ -615,7 +622,7 @@ def schedule(specs: list[RunSpec], backend, jobs: int, strict: bool, progress: P
             free = jobs - sum(spec.slots for spec, _ in running.values())
             for spec in list(pending):
                 if stop_reason or spec.slots > free:
-                    continue
+                    break
                 # A failed or interrupted attempt's summary must not be read as this attempt's
                 # outcome if the runner dies before replacing it.
                 if not is_completed(spec.run_dir):

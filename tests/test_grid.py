@@ -122,3 +122,28 @@ def test_a_field_in_both_set_and_grid_is_refused(tmp_path, capsys):
     assert run_all_comparison.main(["--algos", "ppo", "--results-dir", str(tmp_path / "res"),
                                     "--set", "ppo.gamma=0.9", "--grid", "gamma=0.9,0.99"]) == 2
     assert "also given with --set" in capsys.readouterr().err
+
+
+def test_a_run_that_needs_more_slots_is_not_overtaken(tmp_path):
+    """jobs=2: an A3C run (2 slots) queued behind a running one-slot run starts before later one-slot runs."""
+    started = []
+
+    class Backend:
+        stop_wait = 0
+
+        def start(self, spec):
+            started.append(spec.algo + str(spec.seed))
+            return {"polls": 0}
+
+        def poll(self, handle):
+            handle["polls"] += 1
+            return {"returncode": 0, "wall_s": 0.0} if handle["polls"] > 2 else None
+
+    def spec(algo, seed, slots):
+        return run_all_comparison.RunSpec(algo, "CartPole-v1", seed, tmp_path / algo / str(seed), [], slots)
+
+    specs = [spec("ppo", 1, 1), spec("a3c", 1, 2), spec("ppo", 2, 1), spec("ppo", 3, 1)]
+    progress = run_all_comparison.Progress(len(specs), 0, show_bar=False)
+    outcomes, interrupted = run_all_comparison.schedule(specs, Backend(), 2, False, progress, poll_s=0)
+    assert not interrupted and len(outcomes) == 4
+    assert started == ["ppo1", "a3c1", "ppo2", "ppo3"]
