@@ -234,6 +234,10 @@ def slug(text: str) -> str:
 
 def open_storage(url: str, optuna):
     """The study database, or UsageError naming --storage (bad URL, no driver, unreachable)."""
+    given = url
+    if url.startswith("postgresql://"):
+        # SQLAlchemy 2.1's default PostgreSQL driver is psycopg 3; requirements-tune.txt pins psycopg2
+        url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
     try:
         return optuna.storages.RDBStorage(
             url, heartbeat_interval=HEARTBEAT_S, grace_period=HEARTBEAT_GRACE_S,
@@ -243,7 +247,7 @@ def open_storage(url: str, optuna):
                          "pip install -r requirements-tune.txt") from None
     except Exception as exc:  # sqlalchemy's ArgumentError, OperationalError, ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"argument --storage: cannot open {redact(url)}: {first[:200]}; give a reachable "
+        raise UsageError(f"argument --storage: cannot open {redact(given)}: {first[:200]}; give a reachable "
                          "database URL like sqlite:///results/tuning/study.db or "
                          "postgresql://USER:PASSWORD@HOST:5432/DB") from None
 
