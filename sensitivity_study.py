@@ -59,6 +59,10 @@ ENT_COEFS = "0,0.001,0.01,0.1"
 STEP_FIELD = {name: "learning_rate" for name in algorithms.NAMES} | {"trpo": "max_kl"}
 
 CLASSES = ("diverged", "unstable", "slow", "solved")  # worst first: a tie goes to the first
+HEATMAP_NOTE = (
+    "Each heat map cell: colour and first line, the IQM of the runs' final evaluations (100 greedy "
+    "episodes each; with fewer than 4 seeds the IQM trims nothing and is their mean); then runs "
+    "solved, the median steps to the first solving evaluation over the solved runs, and the class.")
 CLASS_RULE = (
     "A run is **diverged** if it failed (NaN or an exception) or its final evaluation (100 greedy "
     "episodes) is no better than a uniformly random policy's return on the same start states; "
@@ -339,8 +343,8 @@ def write_report(runs: pd.DataFrame, table: pd.DataFrame, skipped: list, random_
                                                               if skipped else "") + ".",
              "", "The sweeps (each a resumable orchestrator grid):", "", "```bash", *commands, "```", "",
              f"Random policy (uniform actions, the suite's evaluator, 100 episodes): mean return "
-             f"**{random_return:.1f}**. Solve threshold: {threshold:g}.", "", "## Classification rule", "",
-             CLASS_RULE, ""]
+             f"**{random_return:.1f}**. Solve threshold: {threshold:g}.", "", HEATMAP_NOTE, "",
+             "## Classification rule", "", CLASS_RULE, ""]
     if wall:
         lines += [f"Wall time: {wall}.", ""]
     for algo, name in figures.items():
@@ -380,7 +384,7 @@ def write_doc_sections(table: pd.DataFrame, random_return: float, threshold: flo
                       "leave the policy update untouched).", ""]
         lines += answer(table, algo) + [""]
         lines += [f"![{algorithms.get(algo).title}: {field} x γ heat map](img/sensitivity_{algo}.png)", "",
-                  classification_markdown(mine), rule, ""]
+                  HEATMAP_NOTE, "", classification_markdown(mine), rule, ""]
         (out / f"doc_{algo}.md").write_text("\n".join(lines), encoding="utf-8")
     lines = [f"Measured: {n_runs} runs on {ENV_ID}, {seeds_per_cell(table)} per cell, each algorithm's "
              f"default budget. {regen}", ""]
