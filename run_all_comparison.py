@@ -901,9 +901,8 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 130
     if not args.no_aggregate and cells is not None:
-        print(f"grid: each cell is a results tree of its own; compare the cells with "
-              f"python sensitivity_study.py --report-only --results-dir {args.results_dir}, or aggregate "
-              f"one with python aggregate_results.py --results-dir {args.results_dir}/{GRID_DIR}/<cell>")
+        print(f"grid: each cell is a results tree of its own; aggregate one with "
+              f"python aggregate_results.py --results-dir {args.results_dir}/{GRID_DIR}/<cell>")
     elif not args.no_aggregate:
         import aggregate_results
 

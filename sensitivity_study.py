@@ -319,9 +319,12 @@ def write_report(runs: pd.DataFrame, table: pd.DataFrame, skipped: list, random_
     figures = {}
     for algo in algorithms.NAMES:
         grid = table[(table["algo"] == algo) & table.apply(lambda r: sweep_of(r) == "step size x gamma", axis=1)]
+        field = STEP_FIELD[algo]
+        if grid.empty or field not in grid.columns or "gamma" not in grid.columns:
+            continue
+        grid = grid.dropna(subset=[field, "gamma"])  # cells of another grid in the same tree
         if grid.empty:
             continue
-        field = STEP_FIELD[algo]
         title = algorithms.get(algo).title
         path = out / f"heatmap_{algo}.png"
         heatmap(grid, field, "gamma", lambda v: f"{v:g}",
