@@ -256,13 +256,13 @@ def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
-def fail_abandoned_trials(study, optuna) -> int:
+def fail_abandoned_trials(study, storage, optuna) -> int:
     """Trials still RUNNING that this machine started and whose tune.py is gone: failed."""
     host, n = socket.gethostname(), 0
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         pid = t.user_attrs.get("pid")
         if t.user_attrs.get("host") == host and isinstance(pid, int) and not pid_alive(pid):
-            study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+            storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
             n += 1
     return n
 
@@ -420,7 +420,7 @@ def main(argv=None) -> int:
 
     states = optuna.trial.TrialState
     counted = (states.COMPLETE, states.PRUNED)
-    failed = fail_abandoned_trials(study, optuna)
+    failed = fail_abandoned_trials(study, storage, optuna)
     have = len(study.get_trials(deepcopy=False, states=counted))
     print(f"study {cfg['study_name']} ({cfg['storage_shown']}): {have} of {args.trials} trial(s) done"
           + (f", {failed} left running by an interrupt marked failed" if failed else ""))
