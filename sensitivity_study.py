@@ -63,6 +63,8 @@ HEATMAP_NOTE = (
     "Each heat map cell: colour and first line, the IQM of the runs' final evaluations (100 greedy "
     "episodes each; with fewer than 4 seeds the IQM trims nothing and is their mean); then runs "
     "solved, the median steps to the first solving evaluation over the solved runs, and the class.")
+ENTROPY_NOTE = ("Late policy entropy: the mean of updates.csv's `entropy` over each run's last 10% of "
+                "updates, averaged over the cell's runs; what the entropy bonus keeps of exploration.")
 CLASS_RULE = (
     "A run is **diverged** if it failed (NaN or an exception) or its final evaluation (100 greedy "
     "episodes) is no better than a uniformly random policy's return on the same start states; "
@@ -145,6 +147,7 @@ def load_grid(results_dir: Path, env_id: str = ENV_ID) -> tuple[pd.DataFrame, li
                 skipped.append((label, f"status {summary.get('status')!r}"))
                 continue
             threshold = json.loads((run_dir / "config.json").read_text())["protocol"]["solve_threshold"]
+            entropy = late_entropy(run_dir / "updates.csv")
         except (OSError, ValueError, KeyError, agg.RunError) as exc:
             skipped.append((label, str(exc) or type(exc).__name__))
             continue
@@ -152,8 +155,20 @@ def load_grid(results_dir: Path, env_id: str = ENV_ID) -> tuple[pd.DataFrame, li
                      "seed": int(seed.removeprefix("seed_")), "status": summary.get("status"),
                      "solved": bool(summary.get("solved")), "steps_to_solve": summary.get("steps_to_solve"),
                      "final_eval_mean": summary.get("final_eval_mean"), "threshold": float(threshold),
-                     "evals": evals, "summary": summary})
+                     "final_entropy": entropy, "evals": evals, "summary": summary})
     return pd.DataFrame(rows), skipped
+
+
+def late_entropy(path: Path) -> float:
+    """Mean policy entropy (updates.csv ``entropy``, nats) over the last 10% of a run's updates:
+    how much the final policy still explores. NaN when the file or column is missing."""
+    try:
+        column = pd.read_csv(path, usecols=["entropy"])["entropy"].dropna().to_numpy(float)
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return float("nan")
+    if not len(column):
+        return float("nan")
+    return float(column[-max(1, len(column) // 10):].mean())
 
 
 def random_policy_return(env_id: str = ENV_ID, episodes: int = 100, seed: int = 0) -> float:
@@ -188,6 +203,7 @@ def cell_table(runs: pd.DataFrame, random_return: float) -> pd.DataFrame:
                "runs": len(g), "runs_solved": int(g["solved"].sum()),
                "final_eval_iqm": float(agg.iqm(finals)) if len(finals) else float("nan"),
                "steps_to_solve_median": float(np.median(solved_steps)) if len(solved_steps) else float("nan"),
+               "final_entropy": float(g["final_entropy"].mean()),
                **{f"n_{c}": classes.count(c) for c in CLASSES}, "class": classify_cell(classes)}
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -261,12 +277,12 @@ def fmt(x, kind="g") -> str:
 
 def classification_markdown(table: pd.DataFrame) -> str:
     head = ["algorithm", "setting", "runs", "solved", "IQM final eval", "median steps to solve",
-            "diverged / unstable / slow / solved", "class"]
+            "late policy entropy", "diverged / unstable / slow / solved", "class"]
     rows = []
     for r in table.to_dict("records"):
         rows.append([algorithms.get(r["algo"]).title if r["algo"] in algorithms.ALGORITHMS else r["algo"],
                      setting(r), r["runs"], r["runs_solved"], fmt(r["final_eval_iqm"], "score"),
-                     fmt(r["steps_to_solve_median"], "steps"),
+                     fmt(r["steps_to_solve_median"], "steps"), fmt(round(r["final_entropy"], 3)),
                      " / ".join(str(r[f"n_{c}"]) for c in CLASSES), f"**{r['class']}**"])
     return agg.markdown_table(head, rows)
 
@@ -291,7 +307,14 @@ def answer(table: pd.DataFrame, algo: str) -> list[str]:
         for c in CLASSES:
             chosen = [r for r in cells if r["class"] == c]
             parts.append(f"{c} {len(chosen)}/{len(cells)}" + (f" ({group_settings(chosen)})" if chosen else ""))
-        lines.append(f"- **{label}:** " + "; ".join(parts) + ".")
+        line = f"- **{label}:** " + "; ".join(parts) + "."
+        if sweep == "entropy bonus":
+            # what the bonus does to exploration: the entropy the policy keeps late in training
+            line += (" Policy entropy over the last 10% of updates (nats; uniform over the actions is "
+                     "ln 2 = 0.69 on CartPole): " + ", ".join(
+                         f"{fmt(r['ent_coef'])} → {fmt(round(r['final_entropy'], 3))}"
+                         for r in sorted(cells, key=lambda r: r["ent_coef"])) + ".")
+        lines.append(line)
     return lines
 
 
@@ -347,7 +370,7 @@ def write_report(runs: pd.DataFrame, table: pd.DataFrame, skipped: list, random_
              "", "The sweeps (each a resumable orchestrator grid):", "", "```bash", *commands, "```", "",
              f"Random policy (uniform actions, the suite's evaluator, 100 episodes): mean return "
              f"**{random_return:.1f}**. Solve threshold: {threshold:g}.", "", HEATMAP_NOTE, "",
-             "## Classification rule", "", CLASS_RULE, ""]
+             ENTROPY_NOTE, "", "## Classification rule", "", CLASS_RULE, ""]
     if wall:
         lines += [f"Wall time: {wall}.", ""]
     for algo, name in figures.items():
@@ -387,7 +410,7 @@ def write_doc_sections(table: pd.DataFrame, random_return: float, threshold: flo
                       "leave the policy update untouched).", ""]
         lines += answer(table, algo) + [""]
         lines += [f"![{algorithms.get(algo).title}: {field} x γ heat map](img/sensitivity_{algo}.png)", "",
-                  HEATMAP_NOTE, "", classification_markdown(mine), rule, ""]
+                  HEATMAP_NOTE, "", classification_markdown(mine), ENTROPY_NOTE, "", rule, ""]
         (out / f"doc_{algo}.md").write_text("\n".join(lines), encoding="utf-8")
     lines = [f"Measured: {n_runs} runs on {ENV_ID}, {seeds_per_cell(table)} per cell, each algorithm's "
              f"default budget. {regen}", ""]

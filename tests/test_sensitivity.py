@@ -89,7 +89,7 @@ def test_report_classifies_each_cell_and_draws_the_heat_maps(tmp_path):
         assert (out / name).is_file(), name
     doc = (out / "doc_ppo.md").read_text()
     assert "diverged 1/3 (lr 0.1 at γ 0.99)" in doc and "slow 1/3 (lr 0.0001 at γ 0.99)" in doc
-    assert "**Entropy bonus:** diverged 0/1; unstable 0/1; slow 0/1; solved 1/1 (ent_coef 0.1)" in doc
+    assert "**Entropy bonus:** diverged 0/1; unstable 0/1; slow 0/1; solved 1/1 (ent_coef 0.1)." in doc
     assert "max_kl" in (out / "doc_trpo.md").read_text()
     assert study.CLASS_RULE in (out / "report.md").read_text()
 
