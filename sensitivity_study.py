@@ -62,7 +62,8 @@ CLASSES = ("diverged", "unstable", "slow", "solved")  # worst first: a tie goes 
 HEATMAP_NOTE = (
     "Each heat map cell: colour and first line, the IQM of the runs' final evaluations (100 greedy "
     "episodes each; with fewer than 4 seeds the IQM trims nothing and is their mean); then runs "
-    "solved, the median steps to the first solving evaluation over the solved runs, and the class.")
+    "solved, the median steps to the first solving evaluation over the solved runs, the late policy "
+    "entropy, and the class.")
 ENTROPY_NOTE = ("Late policy entropy: the mean of updates.csv's `entropy` over each run's last 10% of "
                 "updates, averaged over the cell's runs; what the entropy bonus keeps of exploration.")
 CLASS_RULE = (
@@ -226,7 +227,9 @@ CLASS_MARK = {"diverged": "DIVERGED", "unstable": "unstable", "slow": "slow", "s
 def _annotate(ax, i, j, row, vmax):
     steps = row["steps_to_solve_median"]
     text = (f"{row['final_eval_iqm']:.0f}\n{row['runs_solved']}/{row['runs']} solved\n"
-            + (f"med {steps / 1000:.0f}k steps" if math.isfinite(steps) else "never solved") + f"\n{CLASS_MARK[row['class']]}")
+            + (f"med {steps / 1000:.0f}k steps" if math.isfinite(steps) else "never solved")
+            + (f"\nentropy {row['final_entropy']:.2f}" if math.isfinite(row.get("final_entropy", math.nan)) else "")
+            + f"\n{CLASS_MARK[row['class']]}")
     dark = not math.isfinite(row["final_eval_iqm"]) or row["final_eval_iqm"] < 0.5 * vmax
     ax.text(j, i, text, ha="center", va="center", fontsize=7.5, color="white" if dark else "black")
 
