@@ -369,7 +369,7 @@ def write_report(runs: pd.DataFrame, table: pd.DataFrame, skipped: list, random_
     lines = ["# Sensitivity study", "",
              f"Generated {time.strftime('%Y-%m-%d %H:%M %Z')} by `{PROG}` from `{results_dir}`: "
              f"{len(runs)} run(s) in {len(table)} cell(s)" + (f", {len(skipped)} skipped (listed at the end)"
-                                                              if skipped else "") + ".",
+                                                              if skipped else "") + "." + partial_note(len(runs)),
              "", "The sweeps (each a resumable orchestrator grid):", "", "```bash", *commands, "```", "",
              f"Random policy (uniform actions, the suite's evaluator, 100 episodes): mean return "
              f"**{random_return:.1f}**. Solve threshold: {threshold:g}.", "", HEATMAP_NOTE, "",
@@ -386,6 +386,18 @@ def write_report(runs: pd.DataFrame, table: pd.DataFrame, skipped: list, random_
         lines += ["## Skipped runs", ""] + [f"- `{label}`: {reason}" for label, reason in skipped] + [""]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
     write_doc_sections(table, random_return, threshold, out, len(runs))
+
+
+PLANNED_RUNS = 3 * (12 * len(algorithms.NAMES) + 4 * 4)  # 180 step size x gamma + 48 entropy
+
+
+def partial_note(n_runs: int) -> str:
+    """Said wherever the numbers are shown, when the study holds fewer runs than planned."""
+    if n_runs >= PLANNED_RUNS:
+        return ""
+    return (f" **The study was stopped part-way: {n_runs} of the {PLANNED_RUNS} planned runs (3 seeds per "
+            "cell); a cell missing from a table or heat map was not run. The same command completes it, "
+            "and every class here may change with the other seeds.**")
 
 
 def seeds_per_cell(table: pd.DataFrame) -> str:
@@ -406,7 +418,7 @@ def write_doc_sections(table: pd.DataFrame, random_return: float, threshold: flo
             continue
         field = STEP_FIELD[algo]
         lines = [f"Measured on {ENV_ID}: {field} x γ, {seeds_per_cell(mine)} per cell, default budget. "
-                 f"{regen}", ""]
+                 f"{regen}{partial_note(n_runs)}", ""]
         if algo == "trpo":
             lines += ["TRPO's policy has no learning rate; its step is bounded by `max_kl`, so the rows "
                       "sweep `max_kl` over the same four values (the critic's `value_learning_rate` would "
@@ -416,7 +428,7 @@ def write_doc_sections(table: pd.DataFrame, random_return: float, threshold: flo
                   HEATMAP_NOTE, "", classification_markdown(mine), ENTROPY_NOTE, "", rule, ""]
         (out / f"doc_{algo}.md").write_text("\n".join(lines), encoding="utf-8")
     lines = [f"Measured: {n_runs} runs on {ENV_ID}, {seeds_per_cell(table)} per cell, each algorithm's "
-             f"default budget. {regen}", ""]
+             f"default budget. {regen}{partial_note(n_runs)}", ""]
     for algo in algorithms.NAMES:
         if (table["algo"] == algo).any():
             lines += [f"**{algorithms.get(algo).title}** ({STEP_FIELD[algo]} x γ)", ""] + answer(table, algo) + [""]
