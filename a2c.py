@@ -66,6 +66,17 @@ class A2CConfig:
     on CartPole-v1; PPO's is 0.5; docs/04_a2c.md)"""
     norm_adv: bool = False
     """standardize advantages over the rollout's valid steps (off: Stable-Baselines3's A2C default)"""
+    norm_obs: bool = False
+    """normalize observations by their running mean and variance (Gymnasium's NormalizeObservation, then a
+    clip to +-obs_clip); the statistics are saved with the model and frozen in every evaluation (off: the
+    CartPole-v1 setting; presets switch it on, as rl-zoo's normalize: true)"""
+    norm_reward: bool = False
+    """divide rewards by the running std of the gamma-discounted return (Gymnasium's NormalizeReward, then a
+    clip to +-reward_clip); shapes training only: every logged return is the environment's own"""
+    obs_clip: float = 10.0
+    """bound on the normalized observations (SB3's VecNormalize and CleanRL: 10)"""
+    reward_clip: float = 10.0
+    """bound on the scaled rewards (SB3's VecNormalize and CleanRL: 10)"""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """hidden layer widths of the actor and of the critic MLP (tanh)"""
 
@@ -85,9 +96,12 @@ SEARCH_SPACE = {
 }
 
 
-def build_actor(obs_dim: int, n_actions: int, cfg) -> Actor:
-    """pi_theta(a|s): observations -> action logits (head gain 0.01: near-uniform start)."""
-    return Actor(mlp([obs_dim, *cfg.hidden_sizes, n_actions], output_gain=0.01))
+def build_actor(obs_dim: int, n_actions: int | None, cfg, action_dim: int | None = None) -> Actor:
+    """pi_theta(a|s): an MLP from observations to the action logits (Discrete: ``n_actions``) or to the
+    mean of a diagonal Gaussian with a learnable log sigma (Box: ``action_dim``); head gain 0.01: a
+    near-uniform, or near-zero-mean, start."""
+    return Actor(mlp([obs_dim, *cfg.hidden_sizes, action_dim or n_actions], output_gain=0.01),
+                 action_dim=action_dim)
 
 
 def build_critic(obs_dim: int, cfg) -> torch.nn.Module:
@@ -101,7 +115,7 @@ def policy_loss_fn(logp: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor
 
 
 def train(cfg: A2CConfig, run) -> Actor:
-    actor = build_actor(run.obs_dim, run.n_actions, cfg)
+    actor = build_actor(run.obs_dim, run.n_actions, cfg, action_dim=run.action_dim)
     critic = build_critic(run.obs_dim, cfg)
     params = [*actor.parameters(), *critic.parameters()]
     optimizer = torch.optim.Adam(params, lr=cfg.learning_rate, eps=1e-5, fused=True)

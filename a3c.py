@@ -16,6 +16,17 @@ The main process never trains: it starts the workers, drains one queue of
 their episodes and updates (the single writer of the CSVs), pauses the
 workers for the periodic greedy evaluation, and stops them.
 
+Observation normalization and reward scaling (``norm_obs``, ``norm_reward``):
+each worker wraps its own env in Gymnasium's wrappers (``rlsuite.envs.normalize_env``),
+so each keeps its own running statistics of what it has seen, as independent
+actor-learners would; nothing is shared or averaged between workers. The policy
+is evaluated, and saved (obs_rms.npz), with worker 0's observation statistics:
+after each of its segments worker 0 copies its running mean and variance into
+two shared-memory arrays, which the main process reads while the workers are
+held at the pause gate (periodic evaluation) or stopped (final evaluation).
+Worker 0 has seen about 1/N of the steps, so its statistics are a sample of
+the same state distribution the others normalize with, not the pooled one.
+
 Not bit-reproducible. Each worker is seeded (torch, env) from --seed and its
 index, but the order in which workers read the global parameters, apply
 their updates and claim steps from the shared counter is decided by the OS
@@ -35,11 +46,12 @@ import traceback
 from dataclasses import dataclass
 from queue import Empty
 
+import gymnasium as gym
 import numpy as np
 import torch
 
 from rlsuite.distributions import Actor
-from rlsuite.envs import make_env
+from rlsuite.envs import Normalization, ObsNormalization, env_action, find_wrapper, make_env, normalize_env
 from rlsuite.evaluation import load_policy  # noqa: F401  (the protocol's loader, written once)
 from rlsuite.nets import grad_norm, mlp
 from rlsuite.policy import approx_kl, explained_variance
@@ -79,6 +91,17 @@ class A3CConfig:
     (OpenAI baselines a2c: 0.5)"""
     adam_eps: float = 1e-5
     """epsilon of the shared Adam"""
+    norm_obs: bool = False
+    """normalize observations by their running mean and variance (Gymnasium's NormalizeObservation, then a
+    clip to +-obs_clip); the statistics are saved with the model and frozen in every evaluation (off: the
+    CartPole-v1 setting; presets switch it on, as rl-zoo's normalize: true)"""
+    norm_reward: bool = False
+    """divide rewards by the running std of the gamma-discounted return (Gymnasium's NormalizeReward, then a
+    clip to +-reward_clip); shapes training only: every logged return is the environment's own"""
+    obs_clip: float = 10.0
+    """bound on the normalized observations (SB3's VecNormalize and CleanRL: 10)"""
+    reward_clip: float = 10.0
+    """bound on the scaled rewards (SB3's VecNormalize and CleanRL: 10)"""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """hidden layer widths of the policy and value MLPs (tanh)"""
 
@@ -96,9 +119,12 @@ SEARCH_SPACE = {
 }
 
 
-def build_actor(obs_dim: int, n_actions: int, cfg: A3CConfig) -> Actor:
-    """pi_theta(a|s): an MLP from observations to action logits (head gain 0.01: near-uniform start)."""
-    return Actor(mlp([obs_dim, *cfg.hidden_sizes, n_actions], output_gain=0.01))
+def build_actor(obs_dim: int, n_actions: int | None, cfg: A3CConfig, action_dim: int | None = None) -> Actor:
+    """pi_theta(a|s): an MLP from observations to the action logits (Discrete: ``n_actions``) or to the
+    mean of a diagonal Gaussian with a learnable log sigma (Box: ``action_dim``); head gain 0.01: a
+    near-uniform, or near-zero-mean, start."""
+    return Actor(mlp([obs_dim, *cfg.hidden_sizes, action_dim or n_actions], output_gain=0.01),
+                 action_dim=action_dim)
 
 
 def build_critic(obs_dim: int, cfg: A3CConfig) -> torch.nn.Module:
@@ -174,10 +200,12 @@ class Shared:
     pause: object    # multiprocessing.Event: wait at the gate (the main process is evaluating)
     queue: object    # ("episode", worker, step, return, length) | ("update", worker, step, metrics)
                      # | ("error", worker, traceback text)
+    obs_mean: torch.Tensor | None = None  # worker 0's running observation mean and variance
+    obs_var: torch.Tensor | None = None   # (norm_obs), float64 in shared memory; what evaluation uses
 
 
-def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_actions: int,
-           shared: Shared) -> None:
+def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_actions: int | None,
+           action_dim: int | None, shared: Shared) -> None:
     """One asynchronous actor-learner (Mnih et al. 2016, algorithm S3)."""
     for s in (signal.SIGINT, signal.SIGHUP):
         signal.signal(s, signal.SIG_IGN)
@@ -189,10 +217,13 @@ def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_a
         torch.set_num_threads(1)
         torch.manual_seed(seed * 1_000 + index)
         parent = os.getppid()
-        env = make_env(env_id)
+        normalization = Normalization.of(cfg)
+        env = normalize_env(make_env(env_id), normalization) if normalization.on else make_env(env_id)
+        obs_rms = find_wrapper(env, gym.wrappers.NormalizeObservation)
         env.action_space.seed(seed + index)
         obs, _ = env.reset(seed=seed + index)
-        actor, critic = build_actor(obs_dim, n_actions, cfg), build_critic(obs_dim, cfg)
+        actor = build_actor(obs_dim, n_actions, cfg, action_dim=action_dim)
+        critic = build_critic(obs_dim, cfg)
         actor_params, critic_params = list(actor.parameters()), list(critic.parameters())
         ep_return, ep_length = 0.0, 0
 
@@ -214,8 +245,9 @@ def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_a
                     budget_spent = True
                     break
                 with torch.no_grad():
-                    action = actor.dist(torch.as_tensor(obs, dtype=torch.float32)).sample().item()
-                next_obs, reward, terminated, truncated, _ = env.step(action)
+                    action = actor.dist(torch.as_tensor(obs, dtype=torch.float32)).sample()
+                # the loss keeps the sampled action; env.step gets it clipped to a Box's bounds
+                next_obs, reward, terminated, truncated, info = env.step(env_action(action.numpy(), env.action_space))
                 seg_obs.append(obs)
                 seg_actions.append(action)
                 seg_rewards.append(float(reward))
@@ -223,6 +255,8 @@ def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_a
                 ep_length += 1
                 obs = next_obs
                 if terminated or truncated:
+                    if normalization.on:  # the rewards above were scaled; the protocol logs the env's own return
+                        ep_return = float(info["episode"]["r"])
                     shared.queue.put(("episode", index, global_step, ep_return, ep_length))
                     ep_return, ep_length = 0.0, 0
                     break
@@ -238,7 +272,10 @@ def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_a
             returns = torch.as_tensor(n_step_returns(np.array(seg_rewards), terminated, bootstrap, cfg.gamma),
                                       dtype=torch.float32)
             obs_t = torch.as_tensor(np.array(seg_obs), dtype=torch.float32)
-            actions_t = torch.as_tensor(seg_actions)
+            actions_t = torch.stack(seg_actions)
+            if index == 0 and obs_rms is not None:  # publish the statistics evaluation uses
+                shared.obs_mean.copy_(torch.from_numpy(np.asarray(obs_rms.obs_rms.mean, dtype=np.float64)))
+                shared.obs_var.copy_(torch.from_numpy(np.asarray(obs_rms.obs_rms.var, dtype=np.float64)))
 
             # 4. The actor-critic loss on the segment, with the local copies.
             dist = actor.dist(obs_t)
@@ -337,17 +374,23 @@ def start_workers(workers) -> None:
 
 def train(cfg: A3CConfig, run) -> Actor:
     ctx = torch.multiprocessing.get_context("spawn")
-    actor = build_actor(run.obs_dim, run.n_actions, cfg)
+    actor = build_actor(run.obs_dim, run.n_actions, cfg, action_dim=run.action_dim)
     critic = build_critic(run.obs_dim, cfg)
     actor.share_memory()
     critic.share_memory()
     shared = Shared(
         actor, critic, SharedAdam(list(actor.parameters()) + list(critic.parameters()), eps=cfg.adam_eps),
         counter=ctx.Value("q", 0), active=ctx.Value("i", cfg.num_workers), paused=ctx.Value("i", 0),
-        stop=ctx.Event(), pause=ctx.Event(), queue=ctx.Queue())
+        stop=ctx.Event(), pause=ctx.Event(), queue=ctx.Queue(),
+        # Gymnasium's RunningMeanStd starts at mean 0, variance 1
+        obs_mean=torch.zeros(run.obs_dim, dtype=torch.float64).share_memory_(),
+        obs_var=torch.ones(run.obs_dim, dtype=torch.float64).share_memory_())
+    norm = Normalization.of(cfg)
+    run.set_obs_source(lambda: ObsNormalization(shared.obs_mean.numpy().copy(), shared.obs_var.numpy().copy(),
+                                                norm.epsilon, norm.obs_clip))
     workers = [
         ctx.Process(target=worker, name=f"a3c-worker-{i}", daemon=True,
-                    args=(i, cfg, run.env_id, run.seed, run.obs_dim, run.n_actions, shared))
+                    args=(i, cfg, run.env_id, run.seed, run.obs_dim, run.n_actions, run.action_dim, shared))
         for i in range(cfg.num_workers)
     ]
     errors: list[str] = []

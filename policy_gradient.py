@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rlsuite.distributions import Actor
+from rlsuite.distributions import Actor, Categorical
 from rlsuite.envs import run_episodes
 from rlsuite.evaluation import load_policy  # noqa: F401  (the protocol's loader, written once)
 from rlsuite.nets import grad_norm, mlp
@@ -60,6 +60,17 @@ class PolicyGradientConfig:
     """global gradient-norm clip for the policy (Pascanu et al. 2013)"""
     anneal_lr: bool = True
     """decay both learning rates linearly to 0 over the budget, so the final policy settles"""
+    norm_obs: bool = False
+    """normalize observations by their running mean and variance (Gymnasium's NormalizeObservation, then a
+    clip to +-obs_clip); the statistics are saved with the model and frozen in every evaluation (off: the
+    CartPole-v1 setting; presets switch it on, as rl-zoo's normalize: true)"""
+    norm_reward: bool = False
+    """divide rewards by the running std of the gamma-discounted return (Gymnasium's NormalizeReward, then a
+    clip to +-reward_clip); shapes training only: every logged return is the environment's own"""
+    obs_clip: float = 10.0
+    """bound on the normalized observations (SB3's VecNormalize and CleanRL: 10)"""
+    reward_clip: float = 10.0
+    """bound on the scaled rewards (SB3's VecNormalize and CleanRL: 10)"""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """hidden layer widths of the policy and value MLPs, tanh (Spinning Up's default sizes)"""
 
@@ -82,9 +93,12 @@ SEARCH_SPACE = {
 }
 
 
-def build_actor(obs_dim: int, n_actions: int, cfg: PolicyGradientConfig) -> Actor:
-    """pi_theta(a|s): an MLP from observations to action logits (head gain 0.01: near-uniform start)."""
-    return Actor(mlp([obs_dim, *cfg.hidden_sizes, n_actions], output_gain=0.01))
+def build_actor(obs_dim: int, n_actions: int | None, cfg: PolicyGradientConfig, action_dim: int | None = None) -> Actor:
+    """pi_theta(a|s): an MLP from observations to the action logits (Discrete: ``n_actions``) or to the
+    mean of a diagonal Gaussian with a learnable log sigma (Box: ``action_dim``); head gain 0.01: a
+    near-uniform, or near-zero-mean, start."""
+    return Actor(mlp([obs_dim, *cfg.hidden_sizes, action_dim or n_actions], output_gain=0.01),
+                 action_dim=action_dim)
 
 
 def build_critic(obs_dim: int, cfg: PolicyGradientConfig) -> torch.nn.Module:
@@ -132,7 +146,7 @@ def policy_loss_fn(logp: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 def train(cfg: PolicyGradientConfig, run, actor=None, critic=None) -> Actor:
     """REINFORCE; ``actor``/``critic`` default to fresh ``build_actor``/``build_critic`` networks
     (variance_study.py passes its own, to look at the baseline as training goes)."""
-    actor = build_actor(run.obs_dim, run.n_actions, cfg) if actor is None else actor
+    actor = build_actor(run.obs_dim, run.n_actions, cfg, action_dim=run.action_dim) if actor is None else actor
     critic = build_critic(run.obs_dim, cfg) if critic is None else critic
     uses_critic = cfg.estimator in ("baseline", "advantage")
     policy_optimizer = torch.optim.Adam(actor.parameters(), lr=cfg.learning_rate)
@@ -154,7 +168,7 @@ def train(cfg: PolicyGradientConfig, run, actor=None, critic=None) -> Actor:
         episodes = run_episodes(envs, sample)
         for ep in episodes:
             global_step += len(ep["rewards"])
-            run.log_episode(global_step, ep["rewards"].sum(), len(ep["rewards"]))
+            run.log_episode(global_step, ep["return"], len(ep["rewards"]))  # the env's own, unscaled
 
         # 2. Psi_t for every step (returns-to-go, minus the baseline, normalized...).
         weights, returns_to_go = episode_weights(
@@ -177,7 +191,9 @@ def train(cfg: PolicyGradientConfig, run, actor=None, critic=None) -> Actor:
         with torch.no_grad():
             # how far this step moved the policy, on the batch's own actions
             log_ratio = actor.dist(obs).log_prob(actions) - logp
-            greedy_prob = float(dist.log_probs_all.exp().max(dim=-1).values.mean())
+            # a probability of the greedy action exists for discrete actions only (Box: empty)
+            greedy_prob = (float(dist.log_probs_all.exp().max(dim=-1).values.mean())
+                           if isinstance(dist, Categorical) else None)
 
         # 4. Fit the baseline V(s) to the returns-to-go (its own network and optimizer).
         value_loss = explained_var = None
@@ -199,7 +215,7 @@ def train(cfg: PolicyGradientConfig, run, actor=None, critic=None) -> Actor:
             approx_kl=approx_kl(log_ratio), grad_norm=norm, learning_rate=lr,
             explained_variance=explained_var, value_learning_rate=value_lr if uses_critic else None,
             greedy_action_prob=greedy_prob,
-            batch_mean_return=float(np.mean([ep["rewards"].sum() for ep in episodes])),
+            batch_mean_return=float(np.mean([ep["return"] for ep in episodes])),
         )
         if run.update_boundary(global_step, actor):
             break

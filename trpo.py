@@ -74,6 +74,17 @@ class TRPOConfig:
     """shrink delta linearly to 0 over the budget, so the final policy settles (docs/07_trpo.md)"""
     norm_adv: bool = True
     """standardize A_t over the batch before the policy step (sb3-contrib default)"""
+    norm_obs: bool = False
+    """normalize observations by their running mean and variance (Gymnasium's NormalizeObservation, then a
+    clip to +-obs_clip); the statistics are saved with the model and frozen in every evaluation (off: the
+    CartPole-v1 setting; presets switch it on, as rl-zoo's normalize: true)"""
+    norm_reward: bool = False
+    """divide rewards by the running std of the gamma-discounted return (Gymnasium's NormalizeReward, then a
+    clip to +-reward_clip); shapes training only: every logged return is the environment's own"""
+    obs_clip: float = 10.0
+    """bound on the normalized observations (SB3's VecNormalize and CleanRL: 10)"""
+    reward_clip: float = 10.0
+    """bound on the scaled rewards (SB3's VecNormalize and CleanRL: 10)"""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """hidden layer widths of the policy and value MLPs (tanh; SB3's MlpPolicy default)"""
 
@@ -91,9 +102,12 @@ SEARCH_SPACE = {
 }
 
 
-def build_actor(obs_dim: int, n_actions: int, cfg: TRPOConfig) -> Actor:
-    """pi_theta(a|s): an MLP from observations to action logits (head gain 0.01: near-uniform start)."""
-    return Actor(mlp([obs_dim, *cfg.hidden_sizes, n_actions], output_gain=0.01))
+def build_actor(obs_dim: int, n_actions: int | None, cfg: TRPOConfig, action_dim: int | None = None) -> Actor:
+    """pi_theta(a|s): an MLP from observations to the action logits (Discrete: ``n_actions``) or to the
+    mean of a diagonal Gaussian with a learnable log sigma (Box: ``action_dim``); head gain 0.01: a
+    near-uniform, or near-zero-mean, start."""
+    return Actor(mlp([obs_dim, *cfg.hidden_sizes, action_dim or n_actions], output_gain=0.01),
+                 action_dim=action_dim)
 
 
 def build_critic(obs_dim: int, cfg: TRPOConfig) -> torch.nn.Module:
@@ -191,7 +205,7 @@ def line_search(actor: torch.nn.Module, full_step: torch.Tensor, evaluate, max_k
 
 
 def train(cfg: TRPOConfig, run) -> Actor:
-    actor = build_actor(run.obs_dim, run.n_actions, cfg)
+    actor = build_actor(run.obs_dim, run.n_actions, cfg, action_dim=run.action_dim)
     critic = build_critic(run.obs_dim, cfg)
     value_optimizer = torch.optim.Adam(critic.parameters(), lr=cfg.value_learning_rate)
     envs = run.make_vec_env(cfg.num_envs)

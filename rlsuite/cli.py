@@ -182,7 +182,8 @@ def _field_kind(tp) -> str:
 
 
 COMMON_HELP = {
-    "env": "any registered Gymnasium id with a Box observation space and Discrete actions",
+    "env": "any registered Gymnasium id with a flat Box observation space and Discrete or flat Box "
+    "actions; picks the env's preset from --presets, if it has one",
     "seed": "seeds python, numpy, torch and the environments",
     "results_dir": "root of the results tree: DIR/<env>/<algo>/seed_<seed>/",
     "eval_every": "environment steps between periodic greedy evaluations",
@@ -198,6 +199,10 @@ COMMON_HELP = {
     "evaluate": "no training: load the policy saved in RUN_DIR, run the final 100-episode "
     "evaluation (and --record-video if given), print the figures; RUN_DIR is not changed",
     "progress": "show a progress bar (default: only when stderr is a terminal)",
+    "presets": "the per-environment hyperparameter presets, a TOML file with one table "
+    "[ALGO.\"ENV\"] per entry (default: presets.toml at the repository root); a flag given "
+    "on the command line overrides the preset; an env without an entry runs the defaults "
+    "shown below; none: ignore presets",
     "snapshot_every": "environment steps between actor snapshots "
     "(RUN_DIR/snapshots/step_<global_step>.pt, taken at the first update boundary after each "
     "multiple of N, like --eval-every); 0: none",
@@ -211,6 +216,10 @@ def build_parser(prog: str, algo: str, config_cls, description: str = "") -> One
         prog=prog,
         description=description,
         formatter_class=DefaultsFormatter,
+        epilog="Per-environment presets live in presets.toml at the repository root "
+        f"(tables [{algo}.\"ENV\"]): --env ENV starts from ENV's entry, flags override it, "
+        "and config.json records the entry and every value used. The defaults above are the "
+        "dataclass defaults, which an env without an entry (CartPole-v1 among them) runs.",
     )
     common = parser.add_argument_group("common benchmark flags (docs/protocol.md)")
 
@@ -232,6 +241,9 @@ def build_parser(prog: str, algo: str, config_cls, description: str = "") -> One
     add("evaluate", default=None, metavar="RUN_DIR")
     add("progress", action=argparse.BooleanOptionalAction, default=None)
     add("snapshot_every", type=integer, default=0, metavar="N")
+    from rlsuite.presets import PRESETS_FILE  # here: rlsuite.presets imports this module
+
+    add("presets", default=str(PRESETS_FILE), metavar="FILE")
 
     docs = field_docs(config_cls)
     hints = typing.get_type_hints(config_cls)
@@ -259,7 +271,7 @@ CONVERTERS = {"bool": _bool, "int": integer, "float": finite_float, "str": str,
 # Validation by field name: the shared hyperparameter names mean the same in
 # every algorithm (CleanRL's convention), so one rule serves all of them.
 UNIT_INTERVAL = {"gamma", "gae_lambda"}
-STRICTLY_POSITIVE = {"max_grad_norm", "clip_coef", "max_kl", "target_kl", "damping"}
+STRICTLY_POSITIVE = {"max_grad_norm", "clip_coef", "max_kl", "target_kl", "damping", "obs_clip", "reward_clip"}
 
 
 def max_count(name: str) -> int:
@@ -381,8 +393,20 @@ def parse_args(argv, prog: str, algo: str, config_cls, description: str = ""):
     Raises UsageError for values that parse but are not acceptable;
     argparse itself exits 2 with one line for values that do not parse.
     """
+    from rlsuite.presets import load_preset
+
     parser = build_parser(prog, algo, config_cls, description)
     args = parser.parse_args(argv)
+    # The env's preset becomes the parser's defaults, and the command line is parsed again:
+    # what the user typed wins, everything else comes from the preset or the dataclass.
+    args.preset = None
+    if args.evaluate is None and args.presets.strip().lower() != "none":
+        args.preset = load_preset(args.presets, algo, args.env, config_cls)
+        if args.preset is not None:
+            parser.set_defaults(**args.preset.values)
+            preset = args.preset
+            args = parser.parse_args(argv)
+            args.preset = preset
     values = {}
     for name, kind in field_kinds(config_cls).items():
         check_value(name, getattr(args, name), kind)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from rlsuite.cli import UsageError
-from rlsuite.envs import make_env, run_episodes
+from rlsuite.envs import ObsNormalization, env_action, make_env, run_episodes
 from rlsuite.records import read_json
 
 
@@ -37,14 +37,32 @@ def final_eval_seeds(seed: int, episodes: int = 100) -> list[int]:
     return [1_000_000 + seed * 1_000 + i for i in range(episodes)]
 
 
-def greedy_policy(actor: torch.nn.Module) -> Policy:
-    """Wrap an actor (``rlsuite.distributions.Actor``) as numpy obs -> its greedy actions (the mode)."""
+def greedy_policy(actor: torch.nn.Module, obs_normalization: ObsNormalization | None = None,
+                  action_bounds: tuple | None = None) -> Policy:
+    """Wrap an actor (``rlsuite.distributions.Actor``) as numpy obs -> its greedy actions (the mode).
+
+    With ``obs_normalization`` the raw observations are normalized with those frozen
+    statistics first; with ``action_bounds`` (low, high) the mode, the Gaussian's mean,
+    is clipped to them (docs/protocol.md, "Continuous actions").
+    """
 
     def act(obs: np.ndarray) -> np.ndarray:
+        if obs_normalization is not None:
+            obs = obs_normalization(obs)
         with torch.no_grad():
-            return actor.dist(torch.as_tensor(obs, dtype=torch.float32)).mode().numpy()
+            action = actor.dist(torch.as_tensor(obs, dtype=torch.float32)).mode().numpy()
+        if action_bounds is not None:
+            action = np.clip(action, *action_bounds)
+        return action
 
     return act
+
+
+def action_bounds(config: dict) -> tuple | None:
+    """(low, high) as float32 arrays from a run's config.json (or EnvInfo fields); None for Discrete."""
+    if config.get("action_low") is None:
+        return None
+    return (np.asarray(config["action_low"], dtype=np.float32), np.asarray(config["action_high"], dtype=np.float32))
 
 
 class Evaluator:
@@ -94,8 +112,8 @@ def record_video(env_id: str, act: Policy, seeds: list[int], out_dir: Path) -> l
             frames = [env.render()]
             done = False
             while not done:
-                action = act(np.asarray(obs, dtype=np.float32)[None])[0].item()
-                obs, _, terminated, truncated, _ = env.step(action)
+                action = act(np.asarray(obs, dtype=np.float32)[None])[0]
+                obs, _, terminated, truncated, _ = env.step(env_action(action, env.action_space))
                 frames.append(env.render())
                 done = terminated or truncated
             path = out_dir / f"episode_{k}.mp4"
@@ -148,18 +166,30 @@ def load_actor(run_dir: Path) -> tuple[torch.nn.Module, dict]:
     config = read_json(run_dir / "config.json")
     entry = algorithms.get(config["algo"])
     cfg = config_from_dict(entry.config_class(), config["hyperparameters"])
-    actor = entry.module().build_actor(config["obs_dim"], config["n_actions"], cfg)
+    actor = entry.module().build_actor(config["obs_dim"], config["n_actions"], cfg,
+                                       action_dim=config.get("action_dim"))
     state = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
     actor.load_state_dict(state)
     actor.eval()
     return actor, config
 
 
-def load_policy(run_dir) -> Policy:
-    """The greedy policy of a finished run: numpy observations (n, obs_dim) -> actions (n,).
+def load_obs_normalization(run_dir: Path, config: dict) -> ObsNormalization | None:
+    """The run's frozen observation statistics (obs_rms.npz), if it trained with ``norm_obs``."""
+    if not config.get("hyperparameters", {}).get("norm_obs", False):
+        return None
+    return ObsNormalization.load(Path(run_dir) / ObsNormalization.FILE)
 
-    Reads only the run's config.json and model.pt (docs/protocol.md, "Loading
-    a trained policy"). Every algorithm module re-exports this one function.
+
+def load_policy(run_dir) -> Policy:
+    """The greedy policy of a finished run: numpy observations (n, obs_dim) -> actions.
+
+    Actions are (n,) integers for Discrete action spaces, (n, action_dim) floats
+    (the Gaussian's mean, clipped to the bounds) for Box ones. Reads only the
+    run's config.json, model.pt and, if it normalized observations, obs_rms.npz
+    (docs/protocol.md, "Using a trained policy"): raw observations go in, the
+    saved statistics are applied to them, frozen. Every algorithm module
+    re-exports this one function.
     """
-    actor, _ = load_actor(run_dir)
-    return greedy_policy(actor)
+    actor, config = load_actor(run_dir)
+    return greedy_policy(actor, load_obs_normalization(run_dir, config), action_bounds(config))

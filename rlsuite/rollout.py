@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rlsuite.envs import AutoresetTracker
+from gymnasium.wrappers import vector as vector_wrappers
+
+from rlsuite.envs import AutoresetTracker, env_action, find_wrapper
 from rlsuite.returns import gae
 
 
@@ -46,15 +48,26 @@ class Rollout:
     (see ``AutoresetTracker``). ``obs`` has T + 1 rows so that
     ``critic(obs)`` gives the T + 1 values ``rlsuite.returns.gae`` expects.
     The next rollout starts from ``obs[T]``.
+
+    Discrete actions are stored as integers, Box actions as float vectors
+    (T, N, action_dim) exactly as sampled: the loss sees the unclipped action,
+    ``env.step`` a copy clipped to the bounds (``rlsuite.envs.env_action``).
+    With reward scaling (``rlsuite.envs.normalize_vec_env``) ``rewards`` are
+    the scaled rewards the algorithm learns from, while each logged episode
+    return is the environment's own, from RecordEpisodeStatistics.
     """
 
     def __init__(self, envs, num_steps: int, num_envs: int, obs_dim: int, seed: int):
         self.envs = envs
         self.tracker = AutoresetTracker(num_envs)
+        # normalize_vec_env puts RecordEpisodeStatistics under the reward scaling
+        self.raw_returns_from_info = find_wrapper(envs, vector_wrappers.RecordEpisodeStatistics) is not None
+        self.action_space = envs.single_action_space
         T, N = num_steps, num_envs
         self.obs = torch.zeros(T + 1, N, obs_dim)
         self.obs[T] = torch.from_numpy(np.asarray(envs.reset(seed=seed)[0], dtype=np.float32))
-        self.actions = torch.zeros(T, N, dtype=torch.long)
+        box = self.action_space.shape if len(self.action_space.shape) else None
+        self.actions = (torch.zeros(T, N, *box) if box else torch.zeros(T, N, dtype=torch.long))
         self.rewards = np.zeros((T, N))
         self.terminated = np.zeros((T, N), dtype=bool)
         self.truncated = np.zeros((T, N), dtype=bool)
@@ -71,12 +84,14 @@ class Rollout:
             for t in range(len(self.actions)):
                 action = actor.dist(obs[t]).sample()
                 self.actions[t] = action
-                next_obs, reward, term, trunc, _ = self.envs.step(action.numpy())
+                next_obs, reward, term, trunc, info = self.envs.step(env_action(action.numpy(), self.action_space))
                 obs[t + 1] = torch.from_numpy(np.asarray(next_obs, dtype=np.float32))
                 self.rewards[t], self.terminated[t], self.truncated[t] = reward, term, trunc
                 self.valid[t], finished = self.tracker.step(reward, term, trunc)
                 global_step += int(self.valid[t].sum())
-                for ret, length, _ in finished:
+                for ret, length, i in finished:
+                    if self.raw_returns_from_info:  # the tracker summed the scaled rewards
+                        ret = float(info["episode"]["r"][i])
                     run.log_episode(global_step, ret, length)
         return global_step
 
@@ -100,6 +115,7 @@ class Rollout:
         index = torch.from_numpy(valid)
         advantages, returns, values = (torch.as_tensor(x.reshape(-1)[valid], dtype=torch.float32)
                                        for x in (advantages, returns, values[:-1]))
+        T, N = self.actions.shape[:2]
         return Batch(obs=self.obs[:-1].reshape(-1, self.obs.shape[-1])[index],
-                     actions=self.actions.reshape(-1)[index],
+                     actions=self.actions.reshape(T * N, *self.actions.shape[2:])[index],
                      advantages=advantages, returns=returns, values=values)

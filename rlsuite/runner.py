@@ -9,7 +9,11 @@ handling of Ctrl-C, SIGTERM and SIGHUP (a closed terminal).
 
 The contract for ``train(cfg, run)``:
 
-- build envs with ``run.make_vec_env(n)`` or ``run.make_envs(n)`` (seeded);
+- build the actor with ``build_actor(run.obs_dim, run.n_actions, cfg, action_dim=run.action_dim)``
+  (``n_actions`` for Discrete actions, ``action_dim`` for Box ones, the other None);
+- build envs with ``run.make_vec_env(n)`` or ``run.make_envs(n)`` (seeded, normalized as
+  the config's ``norm_obs``/``norm_reward`` say; the runner reads their observation
+  statistics for every evaluation and saves them with the model);
 - call ``run.log_episode(global_step, ret, length)`` per finished episode;
 - call ``run.log_update(global_step, **metrics)`` once per parameter update;
 - call ``run.update_boundary(global_step, actor)`` after each update and stop
@@ -42,12 +46,22 @@ from rlsuite.cli import (
     field_kinds,
     parse_args,
 )
-from rlsuite.envs import EnvError, EnvInfo, describe_env, make_seeded_envs, make_vec_env
+from rlsuite.envs import (
+    EnvError,
+    EnvInfo,
+    Normalization,
+    ObsNormalization,
+    describe_env,
+    make_seeded_envs,
+    make_vec_env,
+)
 from rlsuite.evaluation import (
     Evaluator,
+    action_bounds,
     final_eval_seeds,
     greedy_policy,
     load_actor,
+    load_obs_normalization,
     periodic_eval_seeds,
     read_run_config,
     record_video,
@@ -63,7 +77,8 @@ from rlsuite.records import (
     write_json_atomic,
 )
 
-RUN_FILES = ("config.json", "episodes.csv", "updates.csv", "evals.csv", "summary.json", "model.pt")
+RUN_FILES = ("config.json", "episodes.csv", "updates.csv", "evals.csv", "summary.json", "model.pt",
+             ObsNormalization.FILE)
 SNAPSHOT_DIR = "snapshots"
 LOCK_FILE = ".lock"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -158,6 +173,10 @@ class Run:
         self.seed = args.seed
         self.obs_dim = info.obs_dim
         self.n_actions = info.n_actions
+        self.action_dim = info.action_dim
+        self.action_bounds = action_bounds(dataclasses.asdict(info))
+        self.norm = Normalization.of(cfg)
+        self._obs_source = None  # () -> ObsNormalization | None: the training statistics now
         self.total_steps = cfg.total_steps
         self.run_dir = run_dir
         self.threshold = args.solve_threshold if args.solve_threshold is not None else info.reward_threshold
@@ -196,12 +215,36 @@ class Run:
 
     # -- environments -----------------------------------------------------
     def make_vec_env(self, num_envs: int):
-        """Seeded vector env (next-step autoreset); pair with ``AutoresetTracker``."""
-        return make_vec_env(self.env_id, num_envs, self.seed)
+        """Seeded vector env (next-step autoreset), normalized as the config says; pair with
+        ``AutoresetTracker``. Its observation statistics are the ones every evaluation uses."""
+        envs = make_vec_env(self.env_id, num_envs, self.seed, self.norm)
+        self.set_obs_source(lambda: ObsNormalization.of(envs, self.norm))
+        return envs
 
     def make_envs(self, n: int) -> list:
-        """``n`` single envs, env i seeded with seed + i (SyncVectorEnv's convention)."""
-        return make_seeded_envs(self.env_id, n, self.seed)
+        """``n`` single envs, env i seeded with seed + i (SyncVectorEnv's convention),
+        normalized as the config says, with one shared set of running statistics."""
+        envs = make_seeded_envs(self.env_id, n, self.seed, self.norm)
+        self.set_obs_source(lambda: ObsNormalization.of(envs[0], self.norm))
+        return envs
+
+    def set_obs_source(self, source) -> None:
+        """Where the observation statistics come from: a function returning a frozen
+        ``ObsNormalization`` of the training statistics now, or None (A3C: worker 0's)."""
+        self._obs_source = source
+
+    def obs_normalization(self) -> ObsNormalization | None:
+        """The training observation statistics, frozen now; None without ``norm_obs``."""
+        if not self.norm.obs:
+            return None
+        if self._obs_source is None:
+            raise RuntimeError("norm_obs is on but train() built no env through run.make_vec_env/make_envs")
+        return self._obs_source()
+
+    def policy(self, actor, obs_normalization: ObsNormalization | None):
+        """The greedy policy every evaluation runs: raw observations in, normalized with the
+        given frozen statistics, clipped mean (Box) or argmax (Discrete) out."""
+        return greedy_policy(actor, obs_normalization, self.action_bounds)
 
     # -- logging ----------------------------------------------------------
     def log_episode(self, global_step: int, ret: float, length: int, **extra) -> None:
@@ -240,7 +283,7 @@ class Run:
     def _periodic_eval(self, actor) -> None:
         t0 = time.perf_counter()
         returns = self.evaluator.evaluate(
-            greedy_policy(actor), periodic_eval_seeds(self.seed, self.args.eval_episodes))
+            self.policy(actor, self.obs_normalization()), periodic_eval_seeds(self.seed, self.args.eval_episodes))
         train_time = self.train_time_s
         mean, std = float(returns.mean()), float(returns.std())
         self.evals.write(global_step=self.global_step, train_time_s=round(train_time, 4),
@@ -296,6 +339,9 @@ def _write_config(run: Run, algo: str, cfg, args, info: EnvInfo) -> None:
         "seed": args.seed,
         "total_steps": cfg.total_steps,
         "hyperparameters": dataclasses.asdict(cfg),
+        # the preset entry that set the defaults (null: none, the dataclass defaults ran);
+        # "hyperparameters" above holds every value finally used, flags included
+        "preset": None if args.preset is None else args.preset.record(),
         "protocol": {
             "eval_every": args.eval_every,
             "eval_episodes": args.eval_episodes,
@@ -306,11 +352,23 @@ def _write_config(run: Run, algo: str, cfg, args, info: EnvInfo) -> None:
         },
         "obs_dim": info.obs_dim,
         "n_actions": info.n_actions,
+        "action_dim": info.action_dim,
+        "action_low": None if info.action_low is None else list(info.action_low),
+        "action_high": None if info.action_high is None else list(info.action_high),
         "versions": library_versions(),
         "git_commit": git_commit(),
         "command": [os.path.basename(sys.argv[0])] + sys.argv[1:],
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
+
+
+def _save_obs_normalization(run: Run) -> ObsNormalization | None:
+    """Freeze the training observation statistics into obs_rms.npz beside model.pt; the final
+    evaluation, --evaluate and load_policy() all read these same numbers."""
+    obs_normalization = run.obs_normalization()
+    if obs_normalization is not None:
+        obs_normalization.save(run.run_dir / ObsNormalization.FILE)
+    return obs_normalization
 
 
 def _summary(run: Run, status: str, final=None, error=None) -> dict:
@@ -351,7 +409,8 @@ def _check_saved_config(run_dir: Path, config: dict, config_cls) -> EnvInfo:
         info = describe_env(env_id)
     except EnvError as exc:
         raise UsageError(f"{where}: env_id {env_id!r}: {str(exc).split(': ', 1)[-1]}") from None
-    for key, expected in (("obs_dim", info.obs_dim), ("n_actions", info.n_actions)):
+    for key, expected in (("obs_dim", info.obs_dim), ("n_actions", info.n_actions),
+                          ("action_dim", info.action_dim)):
         value = config.get(key)
         if value != expected or isinstance(value, bool):
             raise UsageError(f"{where}: {key} is {value!r} but {env_id} has {expected} here; "
@@ -401,8 +460,13 @@ def _evaluate_only(algo, config_cls, args) -> int:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise UsageError(f"argument --evaluate: cannot load {run_dir / 'model.pt'} as this run's "
                          f"network: {type(exc).__name__}: {first}") from None
+    try:
+        obs_normalization = load_obs_normalization(run_dir, config)
+    except Exception as exc:  # norm_obs run without (or with a corrupt) obs_rms.npz
+        raise UsageError(f"argument --evaluate: the run normalized observations but "
+                         f"{run_dir / ObsNormalization.FILE} cannot be read: {type(exc).__name__}") from None
     torch.set_num_threads(args.threads)
-    act = greedy_policy(actor)
+    act = greedy_policy(actor, obs_normalization, action_bounds(config))
     evaluator = Evaluator(env_id)
     try:
         returns = evaluator.evaluate(act, final_eval_seeds(seed))
@@ -492,11 +556,12 @@ def main(algo: str, config_cls, train, *, update_columns=(), episode_columns=(),
                 run._pbar.close()
                 run._pbar = None
             torch.save(actor.state_dict(), run_dir / "model.pt")
-            final = run.evaluator.evaluate(greedy_policy(actor), final_eval_seeds(args.seed))
+            obs_normalization = _save_obs_normalization(run)
+            act = run.policy(actor, obs_normalization)
+            final = run.evaluator.evaluate(act, final_eval_seeds(args.seed))
             if args.record_video:
                 out = run_dir_for(args.video_dir, info.env_id, algo, args.seed)
-                videos = record_video(info.env_id, greedy_policy(actor),
-                                      final_eval_seeds(args.seed, args.video_episodes), out)
+                videos = record_video(info.env_id, act, final_eval_seeds(args.seed, args.video_episodes), out)
         except KeyboardInterrupt:
             status, error, exit_code = "interrupted", "interrupted by signal", 130
         except Exception as exc:  # the run failed: record why, keep the rows
@@ -511,6 +576,7 @@ def main(algo: str, config_cls, train, *, update_columns=(), episode_columns=(),
             if status != "completed" and run.actor is not None:
                 try:
                     torch.save(run.actor.state_dict(), run_dir / "model.pt")
+                    _save_obs_normalization(run)
                 except Exception:
                     pass
             summary = _summary(run, status, final, error)

@@ -134,7 +134,8 @@ def test_signal_stops_every_process_within_seconds(results, tmp_path, how):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 130, stderr
-    assert elapsed < 6.0, elapsed
+    # generous: the point is that it stops instead of training on, not how fast a loaded machine is
+    assert elapsed < 30.0, elapsed
     assert "Traceback" not in stderr, stderr
     assert_everything_ended(marker, workers)
     r = read_run(run_dir(results, ALGO))

@@ -73,9 +73,14 @@ def test_describe_env_reads_spaces_and_threshold():
     assert (info.obs_dim, info.n_actions, info.reward_threshold) == (4, 2, 475.0)
 
 
+def test_describe_env_reads_box_actions_dimension_and_bounds():
+    info = describe_env("Pendulum-v1")
+    assert (info.obs_dim, info.n_actions, info.action_dim) == (3, None, 1)
+    assert (info.action_low, info.action_high) == ((-2.0,), (2.0,))
+
+
 @pytest.mark.parametrize("env_id,fragment", [
     ("CartPol-v1", "did you mean CartPole-v1"),
-    ("Pendulum-v1", "not supported yet"),
 ])
 def test_describe_env_rejects_with_one_clear_line(env_id, fragment):
     with pytest.raises(EnvError) as err:
@@ -87,6 +92,7 @@ def test_describe_env_rejects_with_one_clear_line(env_id, fragment):
     ("ActionsFromOne-v0", "actions numbered from 0"),
     ("NoObservation-v0", "at least one dimension"),
     ("NeedsMissingLibrary-v0", "cannot be created here"),
+    ("MatrixActions-v0", "a flat Box"),
 ])
 def test_describe_env_refuses_spaces_that_would_fail_mid_run(env_id, fragment):
     import weird_envs  # noqa: F401  (registers the ids)

@@ -75,7 +75,8 @@ def test_help_lists_every_flag_with_its_default():
 
 @pytest.mark.parametrize("args,fragments", [
     (("--env", "CartPol-v1"), ("--env", "did you mean CartPole-v1")),
-    (("--env", "Pendulum-v1"), ("--env", "not supported yet")),
+    (("--env", "CarRacing-v3"), ("--env", "flat Box observation space")),
+    (("--obs-clip", "0"), ("--obs-clip", "> 0")),
     (("--total-steps", "0"), ("--total-steps", "positive")),
     (("--total-steps", "-5"), ("--total-steps", "positive")),
     (("--learning-rate", "0"), ("--learning-rate", "> 0")),

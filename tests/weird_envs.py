@@ -35,3 +35,13 @@ for _name, _cls in (("ActionsFromOne-v0", ActionsFromOne), ("NoObservation-v0", 
                     ("NeedsMissingLibrary-v0", NeedsMissingLibrary)):
     if _name not in gym.registry:
         gym.register(_name, entry_point=_cls, max_episode_steps=10)
+
+
+class MatrixActions(_Base):
+    """Box actions of shape (2, 2): no flat Gaussian head fits them."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+    action_space = gym.spaces.Box(-1.0, 1.0, (2, 2), np.float32)
+
+
+gym.register("MatrixActions-v0", entry_point=MatrixActions)
