@@ -81,6 +81,21 @@ class A2CConfig:
     """hidden layer widths of the actor and of the critic MLP (tanh)"""
 
 
+# tune.py's search space (Optuna): field -> ("log", low, high) | ("float", low, high) |
+# ("int", low, high) | ("choice", [values]). Ranges follow rl-zoo's sample_a2c_params,
+# narrowed to what CartPole-sized problems use; every value is checked by the CLI.
+SEARCH_SPACE = {
+    "learning_rate": ("log", 1e-5, 1e-1),
+    "num_steps": ("choice", [5, 8, 16, 32, 64]),
+    "gamma": ("choice", [0.9, 0.95, 0.98, 0.99, 0.995, 0.999]),
+    "gae_lambda": ("choice", [0.8, 0.9, 0.92, 0.95, 0.98, 0.99, 1.0]),
+    "ent_coef": ("log", 1e-8, 0.1),
+    "vf_coef": ("float", 0.1, 1.0),
+    "max_grad_norm": ("choice", [0.3, 0.5, 0.7, 1.0, 2.0, 5.0]),
+    "norm_adv": ("choice", [False, True]),
+}
+
+
 def build_actor(obs_dim: int, n_actions: int | None, cfg, action_dim: int | None = None) -> Actor:
     """pi_theta(a|s): an MLP from observations to the action logits (Discrete: ``n_actions``) or to the
     mean of a diagonal Gaussian with a learnable log sigma (Box: ``action_dim``); head gain 0.01: a

@@ -3,8 +3,10 @@
     python aggregate_results.py --results-dir results --out report
 
 Reads only the protocol's files (docs/protocol.md) of every
-``<results-dir>/<env>/<algo>/seed_<n>/``; a run that is incomplete or corrupt
-is skipped and named with the reason, never a crash. Writes to ``--out``:
+``<results-dir>/<env>/<algo>/seed_<n>/`` (not the ``grid/`` cells and
+``tuning/`` trials beside them: each grid cell is a results tree of its own);
+a run that is incomplete or corrupt is skipped and named with the reason,
+never a crash. Writes to ``--out``:
 
     runs.csv           one row per loaded run (the tidy table)
     summary.csv/.md    per env x algorithm: runs solved, steps/time to solve
@@ -64,6 +66,10 @@ SUMMARY_FIELDS = {
 }
 # Counts, durations and spreads: a negative one is a corrupt file, not a measurement.
 NON_NEGATIVE = ("seed", "total_steps", "train_time_s", "steps_to_solve", "time_to_solve_s", "final_eval_std")
+# Trees of their own under a results root (docs/protocol.md, section 3): the orchestrator's
+# --grid cells (compare them with sensitivity_study.py, or aggregate one cell with
+# --results-dir DIR/grid/<cell>) and tune.py's trials. No Gymnasium id starts with these.
+OTHER_TREES = ("grid", "tuning")
 CANONICAL_SEED = re.compile(r"seed_(0|[1-9][0-9]*)")
 EVAL_COLUMNS = ("global_step", "train_time_s", "mean_return")
 EPISODE_COLUMNS = ("global_step", "train_time_s", "return")
@@ -285,6 +291,8 @@ def find_run_dirs(results_dir: Path, skipped: list | None = None):
             continue
         rel = path.relative_to(results_dir).parts
         if len(rel) < 3 or not re.fullmatch(r"seed_[0-9]+", rel[-1]):
+            continue
+        if rel[0] in OTHER_TREES:  # a grid cell or a tuning trial is not this comparison's run
             continue
         if not all(_printable(part) for part in rel):
             label = os.fsencode(path.relative_to(results_dir)).decode("utf-8", "backslashreplace")
@@ -705,8 +713,11 @@ def check_inputs(args) -> tuple[Path, Path]:
         raise UsageError(f"argument --results-dir: {results_dir} is not a folder; give the results "
                          "tree written by the runners (run run_all_comparison.py first)")
     if not find_run_dirs(results_dir, []):
+        grid = results_dir / "grid"
+        hint = (f"; its grid cells are results trees of their own: give --results-dir {grid}/<cell>, "
+                "or compare the cells with sensitivity_study.py") if grid.is_dir() else ""
         raise UsageError(f"argument --results-dir: {results_dir} holds no runs "
-                         f"(expected {results_dir}/<env>/<algo>/seed_<n>/)")
+                         f"(expected {results_dir}/<env>/<algo>/seed_<n>/){hint}")
     check_writable(out, "--out")
     return results_dir, out
 

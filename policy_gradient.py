@@ -80,6 +80,19 @@ class PolicyGradientConfig:
                              f"got {self.estimator!r}")
 
 
+# tune.py's search space (Optuna): field -> ("log", low, high) | ("float", low, high) |
+# ("int", low, high) | ("choice", [values]). Ranges follow rl-zoo's hyperparams_opt.py
+# samplers, narrowed to what CartPole-sized problems use; every value is checked by the CLI.
+SEARCH_SPACE = {
+    "learning_rate": ("log", 1e-4, 1e-1),
+    "value_learning_rate": ("log", 1e-4, 1e-1),
+    "episodes_per_update": ("choice", [1, 2, 4, 8, 16, 32]),
+    "gamma": ("choice", [0.9, 0.95, 0.98, 0.99, 0.995, 0.999]),
+    "ent_coef": ("log", 1e-8, 0.1),
+    "max_grad_norm": ("choice", [0.3, 0.5, 1.0, 2.0, 5.0]),
+}
+
+
 def build_actor(obs_dim: int, n_actions: int | None, cfg: PolicyGradientConfig, action_dim: int | None = None) -> Actor:
     """pi_theta(a|s): an MLP from observations to the action logits (Discrete: ``n_actions``) or to the
     mean of a diagonal Gaussian with a learnable log sigma (Box: ``action_dim``); head gain 0.01: a

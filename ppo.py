@@ -114,6 +114,22 @@ class PPOConfig:
                              f"{self.num_envs * self.num_steps}, got {self.minibatch_size}")
 
 
+# tune.py's search space (Optuna): field -> ("log", low, high) | ("float", low, high) |
+# ("int", low, high) | ("choice", [values]). Ranges follow rl-zoo's sample_ppo_params, narrowed
+# to what CartPole-sized problems use; minibatch_size stays <= num_envs * num_steps (validate()).
+SEARCH_SPACE = {
+    "learning_rate": ("log", 1e-5, 1e-2),
+    "num_steps": ("choice", [32, 64, 128, 256]),
+    "minibatch_size": ("choice", [32, 64, 128]),
+    "update_epochs": ("choice", [1, 5, 10, 20]),
+    "gamma": ("choice", [0.9, 0.95, 0.98, 0.99, 0.995, 0.999]),
+    "gae_lambda": ("choice", [0.8, 0.9, 0.92, 0.95, 0.98, 0.99, 1.0]),
+    "clip_coef": ("choice", [0.1, 0.2, 0.3, 0.4]),
+    "ent_coef": ("log", 1e-8, 0.1),
+    "max_grad_norm": ("choice", [0.3, 0.5, 0.7, 1.0, 2.0, 5.0]),
+}
+
+
 def build_actor(obs_dim: int, n_actions: int | None, cfg, action_dim: int | None = None) -> Actor:
     """pi_theta(a|s): an MLP from observations to the action logits (Discrete: ``n_actions``) or to the
     mean of a diagonal Gaussian with a learnable log sigma (Box: ``action_dim``); head gain 0.01: a

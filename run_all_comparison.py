@@ -4,6 +4,7 @@
     python run_all_comparison.py --algos ppo,a2c --seeds 1-10 --jobs 2
     python run_all_comparison.py --set ppo.learning_rate=3e-4 --total-steps 200000
     python run_all_comparison.py --backend ray --address HOST:6379 --results-dir /shared/results
+    python run_all_comparison.py --algos ppo --seeds 1-3 --grid learning_rate=1e-4,1e-3 --grid gamma=0.9,0.99
 
 Every run is ``<algo>_benchmark.py --env E --seed S --results-dir DIR ...``
 started as a child process in its own session (so a timeout or Ctrl-C can
@@ -12,6 +13,13 @@ end the runner and any worker processes it spawned), with its output in
 whose summary.json says ``completed`` is skipped, anything else is redone,
 so after Ctrl-C the same command continues where it stopped. At the end the
 aggregator writes the report (``--no-aggregate`` to skip it).
+
+A grid sweeps hyperparameters: ``--grid ppo.learning_rate=1e-4,1e-3`` (one
+algorithm) or ``--grid gamma=0.9,0.99`` (every selected algorithm that has the
+field; the others are left out of the run), repeatable; each algorithm runs
+the cross product of its axes x seeds. A cell is an ordinary results tree of
+its own, named from its overrides (docs/protocol.md, section 3):
+``DIR/grid/<field>=<value>__<field>=<value>/<env>/<algo>/seed_<n>/``.
 
 With ``--backend ray`` the same command lines run as Ray tasks on a cluster
 (see RayBackend); the local process pool is the default and Ray an optional
@@ -23,6 +31,7 @@ Exit status: 0 every run completed, 1 some run failed, 2 bad input,
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import re
 import signal
@@ -125,6 +134,90 @@ def check_override_values(overrides: dict[str, list[tuple[str, str]]]) -> dict[s
     return checked
 
 
+GRID_DIR = "grid"  # under --results-dir: one results tree per grid cell
+
+
+@dataclass(frozen=True)
+class GridAxis:
+    algo: str | None  # None: every selected algorithm that has the field
+    field: str
+    values: tuple[str, ...]  # as typed, duplicates dropped
+
+
+def parse_grid(items: list[str], algos: list[str]) -> list[GridAxis]:
+    """``--grid ppo.learning_rate=1e-4,1e-3`` or ``--grid gamma=0.9,0.99``; shape and names only."""
+    axes = []
+    for item in items:
+        match = re.fullmatch(r"(?:([A-Za-z0-9_]+)\.)?([A-Za-z_][A-Za-z0-9_-]*)=(.*)", item.strip())
+        if not match:
+            raise UsageError(f"argument --grid: expected [ALGO.]FIELD=V1,V2,... like "
+                             f"learning_rate=1e-4,1e-3 or ppo.gamma=0.9,0.99, got {item!r}")
+        algo, name = match[1], match[2].replace("-", "_")
+        values = tuple(dict.fromkeys(v.strip() for v in match[3].split(",") if v.strip()))
+        if algo is not None and algo not in algorithms.ALGORITHMS:
+            raise UsageError(f"argument --grid: unknown algorithm {algo!r} in {item!r}; "
+                             f"choose from {', '.join(algorithms.NAMES)}")
+        if algo is not None and algo not in algos:
+            raise UsageError(f"argument --grid: {algo} is not in --algos ({','.join(algos)}); "
+                             f"drop {item!r} or add {algo} to --algos")
+        if not values:
+            raise UsageError(f"argument --grid: {item!r} is an empty grid; give values like {name}=V1,V2")
+        axes.append(GridAxis(algo, name, values))
+    return axes
+
+
+def value_name(value) -> str:
+    """A checked value as it appears in a cell's folder name: one spelling per value
+    (1e-3 and 0.001 are the same cell), no characters a path cannot hold."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return "-".join(map(str, value))
+    if isinstance(value, float):
+        return repr(value)
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", str(value))
+
+
+def cell_name(pairs: list[tuple[str, object]]) -> str:
+    """``learning_rate=0.001__gamma=0.9``: the cell's folder, its overrides in --grid order."""
+    return "__".join(f"{name}={value_name(value)}" for name, value in pairs)
+
+
+def grid_cells(axes: list[GridAxis], algos: list[str], overrides: dict) -> dict[str, list[list[tuple]]]:
+    """{algo: [cell, ...]}, a cell being [(field, text), ...] in --grid order; every value
+    checked with the runner's rules (together with the algorithm's --set values), and
+    every algorithm that has none of the grid's fields left out."""
+    cells = {}
+    for algo in algos:
+        config_cls = algorithms.get(algo).config_class()
+        kinds = field_kinds(config_cls)
+        mine = [ax for ax in axes if ax.algo == algo or (ax.algo is None and ax.field in kinds)]
+        if not mine:
+            continue
+        names = [ax.field for ax in mine]
+        for name in names:
+            if names.count(name) > 1:
+                raise UsageError(f"argument --grid: {algo}.{name} is gridded twice; give its values once")
+            if name in dict(overrides.get(algo, [])):
+                raise UsageError(f"argument --grid: {algo}.{name} is also given with --set; "
+                                 "give it in one of the two")
+        for ax in mine:  # each value alone first, so the error names the value
+            for text in ax.values:
+                check_overrides(config_cls, [(ax.field, text)], algo, "--grid")
+        cells[algo] = []
+        for combo in itertools.product(*(ax.values for ax in mine)):
+            pairs = list(zip(names, combo))
+            check_overrides(config_cls, overrides.get(algo, []) + pairs, algo, "--grid")
+            cells[algo].append(pairs)
+    for ax in axes:
+        if ax.algo is None and not any(ax.field in dict(c[0]) for c in cells.values()):
+            raise UsageError(f"argument --grid: no algorithm in --algos ({','.join(algos)}) has a "
+                             f"field {ax.field}; check the name with <algo>_benchmark.py --help")
+    return cells
+
+
 def override_flags(algo: str, pairs: list[tuple[str, str]], values: dict) -> list[str]:
     """Config field -> the runner's flag (rlsuite.cli: underscores become dashes).
 
@@ -154,10 +247,12 @@ class RunSpec:
     cmd: list[str]
     slots: int = 1
     missing_runner: str | None = None
+    cell: str | None = None  # a grid cell's name, None outside a grid
 
     @property
     def label(self) -> str:
-        return f"{self.algo} {self.env_id} seed {self.seed}"
+        where = f" [{self.cell}]" if self.cell else ""
+        return f"{self.algo}{where} {self.env_id} seed {self.seed}"
 
     @property
     def log_path(self) -> Path:
@@ -192,10 +287,14 @@ PASS_VALUE = ("total_steps", "eval_every", "eval_episodes", "video_episodes", "t
 PASS_SWITCH = ("record_video", "stop_when_solved", "overwrite")
 
 
-def build_specs(args, algos, seeds, envs, overrides, values, runner_dir: Path, jobs: int) -> list[RunSpec]:
+def build_specs(args, algos, seeds, envs, overrides, values, runner_dir: Path, jobs: int,
+                cells: dict | None = None) -> list[RunSpec]:
+    """The matrix in run order. With a grid (``cells``, from grid_cells), each algorithm
+    runs each of its cells, and a cell's runs get --results-dir and --video-dir of the
+    cell's own tree (GRID_DIR/<cell name>/ under each root)."""
     results_dir = Path(args.results_dir).absolute()
-    common = ["--results-dir", str(results_dir), "--video-dir", str(Path(args.video_dir).absolute()),
-              "--no-progress"]
+    video_dir = Path(args.video_dir).absolute()
+    common = ["--no-progress"]
     for name in PASS_VALUE:
         value = getattr(args, name)
         if value is not None:
@@ -204,19 +303,39 @@ def build_specs(args, algos, seeds, envs, overrides, values, runner_dir: Path, j
         if getattr(args, name):
             common.append("--" + name.replace("_", "-"))
 
+    config_cache = {}
+
+    def cell_values(algo, pairs):
+        if algo not in config_cache:
+            config_cache[algo] = algorithms.get(algo).config_class()
+        return check_overrides(config_cache[algo], pairs, algo, "--grid")
+
     specs = []
-    # Seed-major order: a study stopped part-way holds every algorithm's first seeds.
+    # Seed-major order: a study stopped part-way holds every algorithm's (and cell's) first seeds.
     for env_id in envs:
         for seed in seeds:
             for algo in algos:
                 runner = runner_dir / f"{algo}_benchmark.py"
-                extra = override_flags(algo, overrides.get(algo, []), values.get(algo, {}))
-                cmd = [sys.executable, str(runner), "--env", env_id, "--seed", str(seed), *common, *extra]
-                slots = a3c_slots(values.get(algo, {}), jobs) if algo == "a3c" else 1
-                specs.append(RunSpec(
-                    algo, env_id, seed, results_dir / env_id / algo / f"seed_{seed}", cmd, slots,
-                    missing_runner=None if runner.is_file() else f"{runner.name} not found in {runner_dir}",
-                ))
+                if cells is None:
+                    algo_cells = [(None, overrides.get(algo, []), values.get(algo, {}))]
+                else:
+                    algo_cells = []
+                    for pairs in cells.get(algo, []):
+                        checked = cell_values(algo, overrides.get(algo, []) + pairs)
+                        name = cell_name([(n, checked[n]) for n, _ in pairs])
+                        algo_cells.append((name, overrides.get(algo, []) + pairs, checked))
+                for name, pairs, checked in algo_cells:
+                    root = results_dir if name is None else results_dir / GRID_DIR / name
+                    videos = video_dir if name is None else video_dir / GRID_DIR / name
+                    extra = override_flags(algo, pairs, checked)
+                    cmd = [sys.executable, str(runner), "--env", env_id, "--seed", str(seed),
+                           "--results-dir", str(root), "--video-dir", str(videos), *common, *extra]
+                    slots = a3c_slots(checked, jobs) if algo == "a3c" else 1
+                    specs.append(RunSpec(
+                        algo, env_id, seed, root / env_id / algo / f"seed_{seed}", cmd, slots,
+                        missing_runner=None if runner.is_file() else f"{runner.name} not found in {runner_dir}",
+                        cell=name,
+                    ))
     return specs
 
 
@@ -478,7 +597,14 @@ class StopRequest:
 
 def schedule(specs: list[RunSpec], backend, jobs: int, strict: bool, progress: Progress,
              poll_s: float = 0.2) -> tuple[list[Outcome], bool]:
-    """Keep up to ``jobs`` slots busy (first fit in matrix order). Returns (outcomes, interrupted)."""
+    """Keep up to ``jobs`` slots busy, starting runs in matrix order. Returns (outcomes, interrupted).
+
+    A run that does not fit yet (an A3C run wants a slot per worker) is not
+    overtaken: the runs after it wait until it has started. First fit would let
+    one-slot runs take every freed slot and start the A3C runs only when
+    nothing else is left, so a study stopped part-way would hold later seeds of
+    the others and not the first seeds of A3C.
+    """
     pending = list(specs)
     running: dict[int, tuple[RunSpec, dict]] = {}
     outcomes: list[Outcome] = []
@@ -496,7 +622,7 @@ def schedule(specs: list[RunSpec], backend, jobs: int, strict: bool, progress: P
             free = jobs - sum(spec.slots for spec, _ in running.values())
             for spec in list(pending):
                 if stop_reason or spec.slots > free:
-                    continue
+                    break
                 # A failed or interrupted attempt's summary must not be read as this attempt's
                 # outcome if the runner dies before replacing it.
                 if not is_completed(spec.run_dir):
@@ -546,7 +672,7 @@ def write_failures(path: Path, failures: list[Outcome]) -> None:
     blocks = []
     for o in failures:
         tail = log_tail(o.spec.log_path, 20)
-        block = [f"{o.spec.algo} {o.spec.env_id} seed {o.spec.seed}", f"  error: {o.error}",
+        block = [o.spec.label, f"  error: {o.error}",
                  f"  run dir: {o.spec.run_dir}"]
         if tail:
             block.append(f"  last lines of {o.spec.log_path}:")
@@ -586,6 +712,11 @@ def build_parser() -> OneLineParser:
                    help="per-algorithm hyperparameter, passed to that runner as --field VALUE "
                         "(repeatable), e.g. ppo.learning_rate=3e-4; checked before anything runs "
                         "(default: each algorithm's own defaults)")
+    m.add_argument("--grid", action="append", default=[], metavar="[ALGO.]FIELD=V1,V2,...",
+                   help="sweep a hyperparameter (repeatable; the cross product of every --grid x seeds): "
+                        "ppo.learning_rate=1e-4,1e-3 for one algorithm, gamma=0.9,0.99 for every selected "
+                        "algorithm with that field (the others are not run); each cell writes its own tree "
+                        f"DIR/{GRID_DIR}/<field>=<value>__.../ (default: no grid)")
     x = p.add_argument_group("execution")
     x.add_argument("--jobs", type=positive_int, default=None, metavar="N",
                    help="runs at a time; an A3C run takes as many slots as it has workers "
@@ -639,13 +770,19 @@ def build_parser() -> OneLineParser:
 def plan(args):
     """Validate everything before anything is written.
 
-    Returns (algos, seeds, envs, overrides, values, runner_dir): the --set pairs
-    as typed per algorithm, and the same values parsed and checked.
+    Returns (algos, seeds, envs, overrides, values, runner_dir, cells): the --set
+    pairs as typed per algorithm, the same values parsed and checked, and the
+    grid's cells per algorithm (None without --grid; algos then holds only the
+    algorithms the grid applies to).
     """
     algos = parse_algos(args.algos)
     seeds = parse_seeds(args.seeds)
     overrides = parse_overrides(args.overrides, algos)
     values = check_override_values(overrides)
+    cells = None
+    if args.grid:
+        cells = grid_cells(parse_grid(args.grid, algos), algos, overrides)
+        algos = [a for a in algos if a in cells]
     for name, (lo, hi) in COMMON_BOUNDS.items():
         value = getattr(args, name, None)
         if value is not None and not lo <= value <= hi:
@@ -658,23 +795,30 @@ def plan(args):
     check_writable(Path(args.results_dir), "--results-dir")
     if args.record_video:
         # each run's own folder, as the runner will check it: one may exist and be unwritable
-        for env_id in envs:
-            for algo in algos:
-                for seed in seeds:
-                    check_writable(Path(args.video_dir) / env_id / algo / f"seed_{seed}", "--video-dir")
+        roots = [Path(args.video_dir)]
+        if cells is not None:
+            config_classes = {a: algorithms.get(a).config_class() for a in algos}
+            roots = [Path(args.video_dir) / GRID_DIR / cell_name(
+                [(n, v) for n, v in check_overrides(config_classes[a], c, a, "--grid").items()])
+                for a in algos for c in cells[a]]
+        for root in dict.fromkeys(roots):
+            for env_id in envs:
+                for algo in algos:
+                    for seed in seeds:
+                        check_writable(root / env_id / algo / f"seed_{seed}", "--video-dir")
     if not args.no_aggregate:
         check_writable(Path(args.report_dir), "--report-dir")
     present = [a for a in algos if (runner_dir / f"{a}_benchmark.py").is_file()]
     if not present:
         missing = ", ".join(f"{a}_benchmark.py" for a in algos)
         raise UsageError(f"argument --algos: no runner found ({missing} not found in {runner_dir})")
-    return algos, seeds, envs, overrides, values, runner_dir
+    return algos, seeds, envs, overrides, values, runner_dir, cells
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        algos, seeds, envs, overrides, values, runner_dir = plan(args)
+        algos, seeds, envs, overrides, values, runner_dir, cells = plan(args)
         backend = None
         if args.backend == "ray" and not args.dry_run:
             try:
@@ -701,12 +845,20 @@ def main(argv=None) -> int:
         jobs = args.jobs or os.cpu_count() or 1
     else:
         jobs = args.jobs or backend.cluster_cpus()
-    specs = build_specs(args, algos, seeds, envs, overrides, values, runner_dir, jobs)
+    specs = build_specs(args, algos, seeds, envs, overrides, values, runner_dir, jobs, cells)
     missing = [s for s in specs if s.missing_runner]
     todo = [s for s in specs if not s.missing_runner and (args.overwrite or not is_completed(s.run_dir))]
     already = len(specs) - len(missing) - len(todo)
 
-    print(f"{len(algos)} algorithm(s) x {len(seeds)} seed(s) x {len(envs)} env(s) = {len(specs)} runs; "
+    if cells is not None:
+        left_out = [a for a in parse_algos(args.algos) if a not in cells]
+        per_algo = ", ".join(f"{a} {len(cells[a])}" for a in algos)
+        print(f"grid: cells per algorithm: {per_algo}"
+              + (f"; not run (no --grid field): {', '.join(left_out)}" if left_out else ""))
+        what = f"{sum(len(cells[a]) for a in algos)} (algorithm, cell) pair(s)"
+    else:
+        what = f"{len(algos)} algorithm(s)"
+    print(f"{what} x {len(seeds)} seed(s) x {len(envs)} env(s) = {len(specs)} runs; "
           f"{already} already completed, {len(todo)} to run, {jobs} slot(s), backend {args.backend}")
     for algo in dict.fromkeys(s.algo for s in missing):
         print(f"warning: {next(s.missing_runner for s in missing if s.algo == algo)}; "
@@ -748,7 +900,10 @@ def main(argv=None) -> int:
         print(f"interrupted: {left} run(s) not finished; run the same command again to continue",
               file=sys.stderr)
         return 130
-    if not args.no_aggregate:
+    if not args.no_aggregate and cells is not None:
+        print(f"grid: each cell is a results tree of its own; aggregate one with "
+              f"python aggregate_results.py --results-dir {args.results_dir}/{GRID_DIR}/<cell>")
+    elif not args.no_aggregate:
         import aggregate_results
 
         status = aggregate_results.main(["--results-dir", args.results_dir, "--out", args.report_dir,

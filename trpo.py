@@ -89,6 +89,19 @@ class TRPOConfig:
     """hidden layer widths of the policy and value MLPs (tanh; SB3's MlpPolicy default)"""
 
 
+# tune.py's search space (Optuna): field -> ("log", low, high) | ("float", low, high) |
+# ("int", low, high) | ("choice", [values]). Ranges follow rl-zoo's sample_trpo_params
+# (target_kl there is max_kl here); every value is checked by the CLI.
+SEARCH_SPACE = {
+    "max_kl": ("log", 1e-3, 0.1),
+    "num_steps": ("choice", [128, 256, 512, 1024]),
+    "gamma": ("choice", [0.9, 0.95, 0.98, 0.99, 0.995, 0.999]),
+    "gae_lambda": ("choice", [0.8, 0.9, 0.92, 0.95, 0.98, 0.99, 1.0]),
+    "value_learning_rate": ("log", 1e-4, 1e-2),
+    "value_epochs": ("choice", [5, 10, 20]),
+}
+
+
 def build_actor(obs_dim: int, n_actions: int | None, cfg: TRPOConfig, action_dim: int | None = None) -> Actor:
     """pi_theta(a|s): an MLP from observations to the action logits (Discrete: ``n_actions``) or to the
     mean of a diagonal Gaussian with a learnable log sigma (Box: ``action_dim``); head gain 0.01: a

@@ -11,6 +11,12 @@ that GitHub does not render:
         ALGO's CartPole-v1 row of the aggregator's summary.csv as a table, and
         the learning-curve PNG found in the report folder, copied to docs/img/.
 
+    <!-- sensitivity:ALGO:start --> ... <!-- sensitivity:ALGO:end -->
+        ALGO's answer to the sensitivity exercise (sensitivity_study.py's doc_ALGO.md
+        in --sensitivity-dir: which cells diverged, were unstable, slow, solved), its
+        heat map copied to docs/img/sensitivity_ALGO.png; ALGO ``all``: the five
+        algorithms side by side and the entropy sweep.
+
     <!-- variance-study:start --> ... <!-- variance-study:end -->
         the table variance_study.py wrote (variance.md in --variance-dir) and its
         plot, copied to docs/img/variance_study_cartpole.png.
@@ -21,6 +27,7 @@ with a warning and its sections are left as they are.
 
     python docs/generate.py                               # hyperparameter tables
     python docs/generate.py --report-dir results/report   # and the measured results
+    python docs/generate.py --sensitivity-dir report/sensitivity   # the sensitivity sections
     python docs/generate.py --check                       # exit 1 if a section is stale
 """
 from __future__ import annotations
@@ -264,6 +271,44 @@ def summary_section(report_dir: Path, command: str | None) -> str:
             "![Every seed on CartPole-v1](docs/img/report_seed_curves_CartPole-v1.png)\n")
 
 
+SENSITIVITY_MARKER = re.compile(
+    r"(<!-- sensitivity:(?P<algo>[\w-]+):start -->\n)(?P<body>.*?)(<!-- sensitivity:(?P=algo):end -->)",
+    re.DOTALL)
+SENSITIVITY_ALL = "all"
+
+
+def check_sensitivity_markers(text: str, name: str) -> None:
+    """Every sensitivity marker names a registry algorithm or ``all``, with or without the data."""
+    for m in SENSITIVITY_MARKER.finditer(text):
+        if m.group("algo") != SENSITIVITY_ALL and m.group("algo") not in algorithms.ALGORITHMS:
+            raise DocsError(f"{name}: sensitivity marker names {m.group('algo')!r}; known: "
+                            f"{', '.join(algorithms.NAMES)}, {SENSITIVITY_ALL}")
+
+
+def sensitivity_section(algo: str, study_dir: Path, docs_dir: Path, write: bool):
+    """(body, stale images): sensitivity_study.py's doc_<algo>.md, its heat maps copied to docs/img/
+    as sensitivity_<name>.png. Body None (section left as it is) when the study has no such file."""
+    source = study_dir / f"doc_{algo}.md"
+    if not source.is_file():
+        warn(f"{source} not found (the study has no {algo} cells yet); its sensitivity section is "
+             "left as it is")
+        return None, []
+    body = source.read_text(encoding="utf-8")
+    stale = []
+    for name in re.findall(r"\(img/sensitivity_([\w-]+)\.png\)", body):
+        plot = study_dir / f"heatmap_{name}.png"
+        target = docs_dir / "img" / f"sensitivity_{name}.png"
+        if not plot.is_file():
+            raise DocsError(f"argument --sensitivity-dir: {plot} not found; run sensitivity_study.py "
+                            "--report-only")
+        if write:
+            target.parent.mkdir(exist_ok=True)
+            shutil.copyfile(plot, target)
+        elif not target.is_file() or target.read_bytes() != plot.read_bytes():
+            stale.append(f"img/{target.name}")
+    return body, stale
+
+
 VARIANCE_MARKER = re.compile(r"(<!-- variance-study:start -->\n)(.*?)(<!-- variance-study:end -->)",
                              re.DOTALL)
 VARIANCE_COMMAND = "python variance_study.py"
@@ -318,6 +363,9 @@ def main(argv=None) -> int:
     parser.add_argument("--variance-gamma1-dir", metavar="DIR", default=None,
                         help="the same study's folder measured with --gamma 1.0; without it the "
                              "gamma = 1 section is left as it is")
+    parser.add_argument("--sensitivity-dir", metavar="DIR", default=None,
+                        help="sensitivity_study.py's output folder (holds doc_<algo>.md and the heat "
+                             "maps); without it the sensitivity sections are left as they are")
     parser.add_argument("--docs-dir", metavar="DIR", default=str(DOCS),
                         help="folder of the Markdown docs to update")
     args = parser.parse_args(argv)
@@ -326,6 +374,9 @@ def main(argv=None) -> int:
         if not docs_dir.is_dir():
             raise DocsError(f"argument --docs-dir: {docs_dir} is not a folder")
         report = None
+        if args.sensitivity_dir is not None and not (Path(args.sensitivity_dir) / "classification.csv").is_file():
+            raise DocsError(f"argument --sensitivity-dir: {Path(args.sensitivity_dir) / 'classification.csv'} "
+                            "not found; give sensitivity_study.py's --out folder")
         if args.report_dir is not None:
             report_dir = Path(args.report_dir)
             report = {"dir": report_dir, "rows": read_summary(report_dir), "curve": args.curve,
@@ -353,6 +404,14 @@ def main(argv=None) -> int:
                 body, more = variance_section(Path(args.variance_dir), docs_dir, not args.check)
                 new = VARIANCE_MARKER.sub(lambda m: m.group(1) + body + m.group(3), new)
                 stale_images.extend(more)
+            check_sensitivity_markers(new, path.name)
+            if args.sensitivity_dir is not None:
+                def paste(m):
+                    body, more = sensitivity_section(m.group("algo"), Path(args.sensitivity_dir), docs_dir,
+                                                     not args.check)
+                    stale_images.extend(more)
+                    return m.group(0) if body is None else m.group(1) + body + m.group(4)
+                new = SENSITIVITY_MARKER.sub(paste, new)
             if args.variance_gamma1_dir is not None and VARIANCE_GAMMA1_MARKER.search(new):
                 body1, more = variance_section(Path(args.variance_gamma1_dir), docs_dir, not args.check,
                                                VARIANCE_GAMMA1_COMMAND, "variance_study_cartpole_gamma1.png",
@@ -370,7 +429,8 @@ def main(argv=None) -> int:
     if args.check:
         if stale:
             print("stale generated sections in: " + ", ".join(stale)
-                  + "; run: python docs/generate.py" + (f" --report-dir {args.report_dir}" if report else ""),
+                  + "; run: python docs/generate.py" + (f" --report-dir {args.report_dir}" if report else "")
+                  + (f" --sensitivity-dir {args.sensitivity_dir}" if args.sensitivity_dir else ""),
                   file=sys.stderr)
             return 1
         print("generated sections are up to date"

@@ -329,17 +329,18 @@ def build_config(config_cls, values: dict):
     return cfg
 
 
-def check_overrides(config_cls, pairs, label: str) -> dict:
+def check_overrides(config_cls, pairs, label: str, argument: str = "--set") -> dict:
     """Field values given as text (``[("learning_rate", "3e-4")]``), parsed and checked exactly
     as the runner parses and checks its flags. Returns {field: value}; UsageError names
-    ``--set`` and ``label.field`` (e.g. ``ppo.learning_rate``)."""
+    ``argument`` (``--set``, or the orchestrator's ``--grid``) and ``label.field``
+    (e.g. ``ppo.learning_rate``)."""
     kinds = field_kinds(config_cls)
     values = {}
     for name, text in pairs:
-        where = f"argument --set: {label}.{name}"
+        where = f"argument {argument}: {label}.{name}"
         if name in COMMON_FLAGS:
             raise UsageError(f"{where}: {flag(name)} is a flag every runner shares, not a hyperparameter; "
-                             "--set takes hyperparameters only")
+                             f"{argument} takes hyperparameters only")
         if name not in kinds:
             raise UsageError(f"{where}: {config_cls.__name__} has no field {name} (the runner has no flag "
                              f"{flag(name)}); its fields: {', '.join(kinds)}")
@@ -356,7 +357,7 @@ def check_overrides(config_cls, pairs, label: str) -> dict:
     try:
         build_config(config_cls, {**defaults, **values})
     except UsageError as exc:
-        raise UsageError(f"argument --set: {label}: {exc}") from None
+        raise UsageError(f"argument {argument}: {label}: {exc}") from None
     return values
 
 

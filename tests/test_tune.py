@@ -1,0 +1,138 @@
+"""tune.py: search spaces, a tiny study that is interrupted and resumed, bad input."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+
+import pytest
+
+from conftest import ROOT
+from rlsuite import algorithms
+
+optuna = pytest.importorskip("optuna", reason="pip install -r requirements-tune.txt")
+import tune  # noqa: E402
+
+TINY = ["--total-steps", "1024", "--eval-every", "256", "--eval-episodes", "2"]
+
+
+@pytest.mark.parametrize("algo", algorithms.NAMES)
+def test_every_algorithm_declares_a_search_space_the_runner_accepts(algo):
+    space = tune.search_space(algo)  # raises UsageError on a bad field or value
+    assert space and all(spec[0] in tune.SPACE_KINDS for spec in space.values())
+
+
+def test_evals_are_read_only_when_their_row_is_complete(tmp_path):
+    path = tmp_path / "evals.csv"
+    path.write_text("global_step,train_time_s,mean_return,std_return,episodes\n256,0.1,20.0,1.0,2\n512,0.2,3")
+    assert tune.read_new_evals(path, 0) == [(256, 20.0)]
+    path.write_text(path.read_text() + "0.0,1.0,2\n")
+    assert tune.read_new_evals(path, 1) == [(512, 30.0)]
+
+
+@pytest.mark.slow
+def test_a_pruned_trial_stops_its_runner_with_sigterm(tmp_path):
+    """The pruner says stop at the first evaluation: the runner ends as 'interrupted', TrialPruned."""
+
+    class PruneAtOnce(optuna.trial.FixedTrial):
+        def should_prune(self):
+            return True
+
+    space = tune.search_space("ppo")
+    trial = PruneAtOnce({name: (spec[1][0] if spec[0] == "choice" else spec[1]) for name, spec in space.items()})
+    cfg = {"algo": "ppo", "env_id": "CartPole-v1", "seed": 1, "study_dir": tmp_path,
+           "passed": ["--total-steps", "200000", "--eval-every", "256", "--eval-episodes", "2"]}
+    started = time.monotonic()
+    with pytest.raises(optuna.TrialPruned, match="at evaluation 1"):
+        tune.run_trial(trial, cfg, space, optuna)
+    assert time.monotonic() - started < 60, "the runner should not train its 200,000 steps"
+    summary = (tmp_path / "trial_0" / "CartPole-v1" / "ppo" / "seed_1" / "summary.json").read_text()
+    assert '"status": "interrupted"' in summary
+
+
+@pytest.mark.slow
+def test_tiny_study_completes_resumes_after_an_interrupt_and_prints_a_preset(tmp_path):
+    """3 trials of PPO on CartPole-v1, 1,024 steps each; SIGTERM during trial 1, then the same command."""
+    cmd = [sys.executable, str(ROOT / "tune.py"), "ppo", "--env", "CartPole-v1", "--trials", "3",
+           "--results-dir", str(tmp_path / "results"), *TINY]
+    study_dir = tmp_path / "results" / "tuning" / "ppo-CartPole-v1"
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not (study_dir / "trial_1").is_dir():
+        assert time.monotonic() < deadline and first.poll() is None, first.communicate()
+        time.sleep(0.1)
+    first.send_signal(signal.SIGTERM)
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 130, out + err
+    assert "run the same command to continue" in err and "Traceback" not in err
+    assert "trial 0: complete" in out
+
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "1 of 3 trial(s) done" in again.stdout
+    # numbering continues after the interrupted trial 1, which is failed, not redone under its number
+    assert "trial 2: complete" in again.stdout and "trial 3: complete" in again.stdout
+    assert "trial 1:" not in again.stdout
+
+    study = optuna.load_study(study_name="ppo-CartPole-v1",
+                              storage=f"sqlite:///{tmp_path / 'results' / 'tuning' / 'ppo-CartPole-v1.db'}")
+    states = [t.state for t in study.trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 3
+    assert states[1] == optuna.trial.TrialState.FAIL
+    assert (study_dir / "trial_3" / "CartPole-v1" / "ppo" / "seed_1" / "summary.json").is_file()
+
+    preset = again.stdout.split("best trial as a preset entry:", 1)[1]
+    entry = tomllib.loads(preset)["ppo"]["CartPole-v1"]
+    assert entry["source"].startswith("optuna study ppo-CartPole-v1")
+    assert set(entry) - {"source", "total_steps"} == set(tune.search_space("ppo"))
+    assert entry["learning_rate"] == study.best_trial.params["learning_rate"]
+
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0 and "3 of 3 trial(s) done" in done.stdout
+    assert not (study_dir / "trial_4").exists()
+
+
+def call(argv) -> int:
+    """tune.main in this process; argparse's own errors exit through SystemExit."""
+    try:
+        return tune.main(argv)
+    except SystemExit as exc:
+        return exc.code
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["dqn", "--trials", "3"], "argument ALGO: unknown algorithm 'dqn'"),
+    (["ppo", "--trials", "0"], "argument --trials"),
+    (["ppo", "--trials", "3", "--env", "CartPol-v1"], "argument --env"),
+    (["ppo", "--trials", "3", "--total-steps", "0"], "argument --total-steps"),
+    (["ppo", "--trials", "3", "--storage", "postgresql://nobody:secret@127.0.0.1:1/tuning"],
+     "argument --storage: cannot open postgresql://nobody:***@127.0.0.1:1/tuning"),
+    (["ppo", "--trials", "3", "--storage", "sqlite:////nonexistent/folder/study.db"],
+     "argument --storage: cannot open sqlite:////nonexistent/folder/study.db"),
+    (["ppo", "--trials", "3", "--storage", "nosuchdb://x"], "argument --storage"),
+])
+def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, monkeypatch, capsys, argv, fragment):
+    monkeypatch.chdir(tmp_path)
+    assert call([*argv, "--results-dir", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0] and "secret" not in err, err
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_study_of_another_algorithm_under_the_same_name_is_refused(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path / 'study.db'}"
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(study_name="mine", storage=db)
+    for key, value in {"algo": "trpo", "env_id": "CartPole-v1", "total_steps": None, "eval_every": None,
+                       "seed": 1}.items():
+        study.set_user_attr(key, value)
+    assert tune.main(["ppo", "--trials", "1", "--storage", db, "--study-name", "mine",
+                      "--results-dir", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"argument --study-name: study 'mine' .* was made with algo=trpo", err), err
+    assert not (tmp_path / "results").exists()
