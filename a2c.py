@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from rlsuite.distributions import Actor
+from rlsuite.envs import NormalizationConfig
 from rlsuite.evaluation import load_policy  # noqa: F401  (the protocol's loader, written once)
 from rlsuite.nets import grad_norm, mlp
 from rlsuite.policy import approx_kl, explained_variance
@@ -42,7 +43,7 @@ UPDATE_COLUMNS: list[str] = []
 
 
 @dataclass
-class A2CConfig:
+class A2CConfig(NormalizationConfig):
     total_steps: int = 200_000
     """training budget in environment steps, all envs together"""
     num_envs: int = 8
@@ -66,17 +67,6 @@ class A2CConfig:
     on CartPole-v1; PPO's is 0.5; docs/04_a2c.md)"""
     norm_adv: bool = False
     """standardize advantages over the rollout's valid steps (off: Stable-Baselines3's A2C default)"""
-    norm_obs: bool = False
-    """normalize observations by their running mean and variance (Gymnasium's NormalizeObservation, then a
-    clip to +-obs_clip); the statistics are saved with the model and frozen in every evaluation (off: the
-    CartPole-v1 setting; presets switch it on, as rl-zoo's normalize: true)"""
-    norm_reward: bool = False
-    """divide rewards by the running std of the gamma-discounted return (Gymnasium's NormalizeReward, then a
-    clip to +-reward_clip); shapes training only: every logged return is the environment's own"""
-    obs_clip: float = 10.0
-    """bound on the normalized observations (SB3's VecNormalize and CleanRL: 10)"""
-    reward_clip: float = 10.0
-    """bound on the scaled rewards (SB3's VecNormalize and CleanRL: 10)"""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """hidden layer widths of the actor and of the critic MLP (tanh)"""
 

@@ -51,7 +51,8 @@ import numpy as np
 import torch
 
 from rlsuite.distributions import Actor
-from rlsuite.envs import Normalization, ObsNormalization, env_action, find_wrapper, make_env, normalize_env
+from rlsuite.envs import (Normalization, NormalizationConfig, ObsNormalization, env_action, find_wrapper, make_env,
+                          normalize_env)
 from rlsuite.evaluation import load_policy  # noqa: F401  (the protocol's loader, written once)
 from rlsuite.nets import grad_norm, mlp
 from rlsuite.policy import approx_kl, explained_variance
@@ -67,7 +68,7 @@ RUN_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass
-class A3CConfig:
+class A3CConfig(NormalizationConfig):
     total_steps: int = 200_000
     """training budget in environment steps, all workers together (a shared counter enforces it)"""
     num_workers: int = os.cpu_count() or 1
@@ -91,17 +92,6 @@ class A3CConfig:
     (OpenAI baselines a2c: 0.5)"""
     adam_eps: float = 1e-5
     """epsilon of the shared Adam"""
-    norm_obs: bool = False
-    """normalize observations by their running mean and variance (Gymnasium's NormalizeObservation, then a
-    clip to +-obs_clip); the statistics are saved with the model and frozen in every evaluation (off: the
-    CartPole-v1 setting; presets switch it on, as rl-zoo's normalize: true)"""
-    norm_reward: bool = False
-    """divide rewards by the running std of the gamma-discounted return (Gymnasium's NormalizeReward, then a
-    clip to +-reward_clip); shapes training only: every logged return is the environment's own"""
-    obs_clip: float = 10.0
-    """bound on the normalized observations (SB3's VecNormalize and CleanRL: 10)"""
-    reward_clip: float = 10.0
-    """bound on the scaled rewards (SB3's VecNormalize and CleanRL: 10)"""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """hidden layer widths of the policy and value MLPs (tanh)"""
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from rlsuite.distributions import Actor, Categorical
-from rlsuite.envs import run_episodes
+from rlsuite.envs import NormalizationConfig, run_episodes
 from rlsuite.evaluation import load_policy  # noqa: F401  (the protocol's loader, written once)
 from rlsuite.nets import grad_norm, mlp
 from rlsuite.policy import approx_kl, explained_variance
@@ -36,7 +36,7 @@ UPDATE_COLUMNS = ["value_learning_rate", "greedy_action_prob", "batch_mean_retur
 
 
 @dataclass
-class PolicyGradientConfig:
+class PolicyGradientConfig(NormalizationConfig):
     total_steps: int = 150_000
     """training budget in environment steps (chosen here for CartPole-v1: it leaves the annealed
     policy time to settle after solving; docs/03_policy_gradient.md)"""
@@ -60,17 +60,6 @@ class PolicyGradientConfig:
     """global gradient-norm clip for the policy (Pascanu et al. 2013)"""
     anneal_lr: bool = True
     """decay both learning rates linearly to 0 over the budget, so the final policy settles"""
-    norm_obs: bool = False
-    """normalize observations by their running mean and variance (Gymnasium's NormalizeObservation, then a
-    clip to +-obs_clip); the statistics are saved with the model and frozen in every evaluation (off: the
-    CartPole-v1 setting; presets switch it on, as rl-zoo's normalize: true)"""
-    norm_reward: bool = False
-    """divide rewards by the running std of the gamma-discounted return (Gymnasium's NormalizeReward, then a
-    clip to +-reward_clip); shapes training only: every logged return is the environment's own"""
-    obs_clip: float = 10.0
-    """bound on the normalized observations (SB3's VecNormalize and CleanRL: 10)"""
-    reward_clip: float = 10.0
-    """bound on the scaled rewards (SB3's VecNormalize and CleanRL: 10)"""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """hidden layer widths of the policy and value MLPs, tanh (Spinning Up's default sizes)"""
 

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from rlsuite.distributions import Actor
+from rlsuite.envs import NormalizationConfig
 from rlsuite.evaluation import load_policy  # noqa: F401  (the protocol's loader, written once)
 from rlsuite.nets import flat_params, grad_norm, mlp, set_flat_params
 from rlsuite.policy import approx_kl, explained_variance
@@ -40,7 +41,7 @@ UPDATE_COLUMNS = ["value_learning_rate", "line_search_steps", "step_accepted", "
 
 
 @dataclass
-class TRPOConfig:
+class TRPOConfig(NormalizationConfig):
     total_steps: int = 100_000
     """training budget in environment steps (rl-zoo's CartPole-v1 budget for TRPO)"""
     num_envs: int = 2
@@ -74,17 +75,6 @@ class TRPOConfig:
     """shrink delta linearly to 0 over the budget, so the final policy settles (docs/07_trpo.md)"""
     norm_adv: bool = True
     """standardize A_t over the batch before the policy step (sb3-contrib default)"""
-    norm_obs: bool = False
-    """normalize observations by their running mean and variance (Gymnasium's NormalizeObservation, then a
-    clip to +-obs_clip); the statistics are saved with the model and frozen in every evaluation (off: the
-    CartPole-v1 setting; presets switch it on, as rl-zoo's normalize: true)"""
-    norm_reward: bool = False
-    """divide rewards by the running std of the gamma-discounted return (Gymnasium's NormalizeReward, then a
-    clip to +-reward_clip); shapes training only: every logged return is the environment's own"""
-    obs_clip: float = 10.0
-    """bound on the normalized observations (SB3's VecNormalize and CleanRL: 10)"""
-    reward_clip: float = 10.0
-    """bound on the scaled rewards (SB3's VecNormalize and CleanRL: 10)"""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """hidden layer widths of the policy and value MLPs (tanh; SB3's MlpPolicy default)"""
 

@@ -162,6 +162,24 @@ def env_action(action, space: gym.Space):
 
 # -- observation normalization and reward scaling ------------------------------
 
+@dataclass
+class NormalizationConfig:
+    """The normalization fields every algorithm's config shares (one flag each, the same in all five);
+    ``Normalization.of(cfg)`` reads them."""
+
+    norm_obs: bool = False
+    """normalize observations by their running mean and variance (Gymnasium's NormalizeObservation, then a
+    clip to +-obs_clip); the statistics are saved with the model and frozen in every evaluation (off: the
+    CartPole-v1 setting; presets switch it on, as rl-zoo's normalize: true)"""
+    norm_reward: bool = False
+    """divide rewards by the running std of the gamma-discounted return (Gymnasium's NormalizeReward, then a
+    clip to +-reward_clip); shapes training only: every logged return is the environment's own"""
+    obs_clip: float = 10.0
+    """bound on the normalized observations (SB3's VecNormalize and CleanRL: 10)"""
+    reward_clip: float = 10.0
+    """bound on the scaled rewards (SB3's VecNormalize and CleanRL: 10)"""
+
+
 @dataclass(frozen=True)
 class Normalization:
     """Which of Gymnasium's normalization wrappers a run uses, with their settings.
