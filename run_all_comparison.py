@@ -5,6 +5,15 @@
     python run_all_comparison.py --set ppo.learning_rate=3e-4 --total-steps 200000
     python run_all_comparison.py --backend ray --address HOST:6379 --results-dir /shared/results
     python run_all_comparison.py --algos ppo --seeds 1-3 --grid learning_rate=1e-4,1e-3 --grid gamma=0.9,0.99
+    python run_all_comparison.py --suite classic --dry-run   # the plan and its estimated wall time
+
+A suite (suites.toml: cartpole, classic, box2d, mujoco, overnight) names the
+envs and each env's seeds; every env runs at its preset's budget
+(presets.toml), and --algos, --seeds, --envs and --total-steps still override.
+Without --suite and --envs the matrix is the cartpole suite. The estimated
+wall time of --dry-run, and the ETA while the matrix runs, come from measured
+steps per second per (algorithm, env) (rlsuite/suites.py, throughput.json),
+which every finished run updates.
 
 Every run is ``<algo>_benchmark.py --env E --seed S --results-dir DIR ...``
 started as a child process in its own session (so a timeout or Ctrl-C can
@@ -55,6 +64,7 @@ from rlsuite.cli import (
     positive_int,
 )
 from rlsuite.records import is_completed, read_summary
+from rlsuite.suites import Throughput, format_duration, get_suite
 
 ROOT = Path(__file__).resolve().parent
 PROG = "run_all_comparison.py"
@@ -248,6 +258,7 @@ class RunSpec:
     slots: int = 1
     missing_runner: str | None = None
     cell: str | None = None  # a grid cell's name, None outside a grid
+    steps: int | None = None  # the run's training budget, as the runner will resolve it
 
     @property
     def label(self) -> str:
@@ -287,9 +298,26 @@ PASS_VALUE = ("total_steps", "eval_every", "eval_episodes", "video_episodes", "t
 PASS_SWITCH = ("record_video", "stop_when_solved", "overwrite")
 
 
-def build_specs(args, algos, seeds, envs, overrides, values, runner_dir: Path, jobs: int,
+def run_budget(algo: str, env_id: str, values: dict, total_steps: int | None) -> int:
+    """The training budget a runner will resolve: --total-steps, else a --set/--grid value,
+    else the env's preset, else the config default (rlsuite/cli.py resolves it the same way)."""
+    from rlsuite.presets import PRESETS_FILE, load_preset
+
+    if total_steps is not None:
+        return total_steps
+    if "total_steps" in values:
+        return values["total_steps"]
+    config_cls = algorithms.get(algo).config_class()
+    preset = load_preset(PRESETS_FILE, algo, env_id, config_cls)
+    if preset is not None and "total_steps" in preset.values:
+        return preset.values["total_steps"]
+    return config_cls().total_steps
+
+
+def build_specs(args, algos, env_seeds: dict, overrides, values, runner_dir: Path, jobs: int,
                 cells: dict | None = None) -> list[RunSpec]:
-    """The matrix in run order. With a grid (``cells``, from grid_cells), each algorithm
+    """The matrix in run order, each env with its own seeds (``env_seeds``: env id -> seeds).
+    With a grid (``cells``, from grid_cells), each algorithm
     runs each of its cells, and a cell's runs get --results-dir and --video-dir of the
     cell's own tree (GRID_DIR/<cell name>/ under each root)."""
     results_dir = Path(args.results_dir).absolute()
@@ -312,7 +340,7 @@ def build_specs(args, algos, seeds, envs, overrides, values, runner_dir: Path, j
 
     specs = []
     # Seed-major order: a study stopped part-way holds every algorithm's (and cell's) first seeds.
-    for env_id in envs:
+    for env_id, seeds in env_seeds.items():
         for seed in seeds:
             for algo in algos:
                 runner = runner_dir / f"{algo}_benchmark.py"
@@ -334,7 +362,7 @@ def build_specs(args, algos, seeds, envs, overrides, values, runner_dir: Path, j
                     specs.append(RunSpec(
                         algo, env_id, seed, root / env_id / algo / f"seed_{seed}", cmd, slots,
                         missing_runner=None if runner.is_file() else f"{runner.name} not found in {runner_dir}",
-                        cell=name,
+                        cell=name, steps=run_budget(algo, env_id, checked, args.total_steps),
                     ))
     return specs
 
@@ -540,10 +568,70 @@ def fmt_outcome(o: Outcome) -> str:
     return f"done    {o.spec.label}: {solved}, final eval {final}, wall {o.wall_s:.0f} s"
 
 
+class Estimator:
+    """Wall time of the runs left, from measured steps/s per (algorithm, env) (rlsuite.suites).
+
+    A run takes its slots for its estimated time, so the matrix needs about the sum of
+    slots x time over the slots there are. Each finished run updates the throughput
+    table, and the ratio of measured to estimated time of this matrix's finished runs
+    corrects the runs still to come (a busier machine than the table's).
+    """
+
+    def __init__(self, specs: list[RunSpec], throughput: Throughput, jobs: int):
+        self.left = {id(s): s for s in specs}
+        self.throughput, self.jobs = throughput, jobs
+        self.measured_s = self.estimated_s = 0.0
+        self.walls: list[float] = []
+
+    def finished(self, outcome: Outcome) -> None:
+        spec = outcome.spec
+        self.left.pop(id(spec), None)
+        if outcome.status != "completed" or outcome.wall_s <= 0:
+            return
+        estimate = self.throughput.estimate_s(spec.algo, spec.env_id, spec.steps)
+        if estimate is not None:
+            self.measured_s += outcome.wall_s
+            self.estimated_s += estimate
+        self.walls.append(outcome.wall_s)
+        steps = (outcome.summary or {}).get("total_steps")
+        self.throughput.add(spec.algo, spec.env_id, steps, outcome.wall_s)
+
+    def remaining_s(self) -> float | None:
+        """Seconds until the runs left are done, or None while a run has no estimate at all."""
+        scale = self.measured_s / self.estimated_s if self.estimated_s > 0 else 1.0
+        total = 0.0
+        for spec in self.left.values():
+            estimate = self.throughput.estimate_s(spec.algo, spec.env_id, spec.steps)
+            if estimate is None:
+                if not self.walls:
+                    return None
+                estimate = sum(self.walls) / len(self.walls)
+            else:
+                estimate *= scale
+            total += estimate * spec.slots
+        return total / self.jobs
+
+
+def estimate_text(specs: list[RunSpec], throughput: Throughput, jobs: int) -> str:
+    """One line: the estimated wall time of ``specs`` on ``jobs`` slots, and what is not timed yet."""
+    if not specs:
+        return "estimated wall time: nothing to run"
+    known = [s for s in specs if throughput.estimate_s(s.algo, s.env_id, s.steps) is not None]
+    slot_s = sum(throughput.estimate_s(s.algo, s.env_id, s.steps) * s.slots for s in known)
+    text = f"estimated wall time on {jobs} slot(s): {format_duration(slot_s / jobs)}"
+    if len(known) < len(specs):
+        pairs = sorted({f"{s.algo}/{s.env_id}" for s in specs if s not in known})
+        shown = ", ".join(pairs[:4]) + (f" and {len(pairs) - 4} more" if len(pairs) > 4 else "")
+        text += (f" for {len(known)} of {len(specs)} runs; {len(pairs)} algorithm/env pair(s) not timed "
+                 f"yet: {shown}")
+    return text + " (steps/s: throughput.json)"
+
+
 class Progress:
     """One bar for the matrix (tqdm, with ETA) and one line per finished run above it."""
 
-    def __init__(self, total: int, done: int, show_bar: bool):
+    def __init__(self, total: int, done: int, show_bar: bool, estimator: Estimator | None = None):
+        self.estimator = estimator
         self.total, self.done = total, done
         self.start = time.monotonic()
         self.finished_here = 0
@@ -553,7 +641,7 @@ class Progress:
 
             self.bar = tqdm(total=total, initial=done, unit="run", desc="comparison", file=sys.stderr,
                             dynamic_ncols=True, bar_format="{l_bar}{bar}| {n}/{total} runs "
-                            "[{elapsed}<{remaining}]")
+                            "[{elapsed}{postfix}]")
 
     def line(self, text: str) -> None:
         if self.bar is not None:
@@ -561,16 +649,21 @@ class Progress:
         else:
             print(text, flush=True)
 
-    def advance(self, text: str) -> None:
+    def advance(self, text: str, outcome: Outcome | None = None) -> None:
         self.done += 1
         self.finished_here += 1
+        if self.estimator is not None and outcome is not None:
+            self.estimator.finished(outcome)
+        left = self.total - self.done
+        remaining = self.estimator.remaining_s() if self.estimator is not None else None
+        if remaining is None:
+            remaining = (time.monotonic() - self.start) / self.finished_here * left
         if self.bar is not None:
+            self.bar.set_postfix_str(f"ETA {format_duration(remaining)}" if left else "", refresh=False)
             self.bar.update(1)
             self.line(text)
         else:
-            elapsed = time.monotonic() - self.start
-            left = self.total - self.done
-            eta = f", ETA {elapsed / self.finished_here * left / 60:.1f} min" if left else ""
+            eta = f", ETA {format_duration(remaining)}" if left else ""
             self.line(f"[{self.done}/{self.total}{eta}] {text}")
 
     def close(self) -> None:
@@ -637,7 +730,7 @@ def schedule(specs: list[RunSpec], backend, jobs: int, strict: bool, progress: P
                 del running[key]
                 outcome = outcome_of(spec, result)
                 outcomes.append(outcome)
-                progress.advance(fmt_outcome(outcome))
+                progress.advance(fmt_outcome(outcome), outcome)
                 if strict and outcome.status != "completed" and stop_reason is None:
                     stop_reason = "strict"
                     progress.line(f"--strict: stopping after the failure of {spec.label}")
@@ -704,10 +797,14 @@ def build_parser() -> OneLineParser:
     m.add_argument("--algos", nargs="+", default=[",".join(algorithms.NAMES)], metavar="ALGO",
                    help="algorithms, comma- or space-separated (default: all five: "
                         + ", ".join(algorithms.NAMES) + ")")
-    m.add_argument("--seeds", nargs="+", default=["1-5"], metavar="SEEDS",
-                   help="seeds: a range 1-5, a list 1,2,3, or both (default: 1-5)")
-    m.add_argument("--envs", nargs="+", default=["CartPole-v1"], metavar="ID",
-                   help="Gymnasium ids with Box observations and Discrete actions (default: CartPole-v1)")
+    m.add_argument("--suite", default=None, metavar="NAME",
+                   help="a named suite of envs and their seeds from suites.toml: cartpole, classic, box2d, "
+                        "mujoco, overnight (default: cartpole, unless --envs is given)")
+    m.add_argument("--seeds", nargs="+", default=None, metavar="SEEDS",
+                   help="seeds: a range 1-5, a list 1,2,3, or both, for every env (default: the suite's; "
+                        "1-5 with --envs and no --suite)")
+    m.add_argument("--envs", nargs="+", default=None, metavar="ID",
+                   help="Gymnasium ids with Box observations and Discrete or Box actions (default: the suite's envs)")
     m.add_argument("--set", dest="overrides", action="append", default=[], metavar="ALGO.FIELD=VALUE",
                    help="per-algorithm hyperparameter, passed to that runner as --field VALUE "
                         "(repeatable), e.g. ppo.learning_rate=3e-4; checked before anything runs "
@@ -767,16 +864,34 @@ def build_parser() -> OneLineParser:
     return p
 
 
+def suite_plan(suite_name: str | None, env_items: list[str] | None, seeds: list[int] | None) -> dict:
+    """env id -> seeds: the suite's envs (or --envs) with the suite's seeds for each (or --seeds).
+
+    An env given with --envs that the suite does not hold runs the suite's most common
+    seed list; without --suite, --envs alone runs seeds 1-5 as before suites existed.
+    """
+    suite = get_suite(suite_name or "cartpole")
+    envs = parse_envs(env_items) if env_items is not None else suite.envs
+    if seeds is not None:
+        return {env_id: seeds for env_id in envs}
+    if suite_name is None and env_items is not None:
+        return {env_id: parse_seeds("1-5") for env_id in envs}
+    lists = list(suite.env_seeds.values())
+    usual = max(lists, key=lists.count)
+    return {env_id: suite.env_seeds.get(env_id, usual) for env_id in envs}
+
+
 def plan(args):
     """Validate everything before anything is written.
 
-    Returns (algos, seeds, envs, overrides, values, runner_dir, cells): the --set
+    Returns (algos, env_seeds, overrides, values, runner_dir, cells): env id -> its seeds
+    (--suite, --envs and --seeds combined), the --set
     pairs as typed per algorithm, the same values parsed and checked, and the
     grid's cells per algorithm (None without --grid; algos then holds only the
     algorithms the grid applies to).
     """
     algos = parse_algos(args.algos)
-    seeds = parse_seeds(args.seeds)
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     overrides = parse_overrides(args.overrides, algos)
     values = check_override_values(overrides)
     cells = None
@@ -790,7 +905,8 @@ def plan(args):
                              f"got {value}")
     if args.threads is not None:
         check_threads(args.threads)
-    envs = parse_envs(args.envs)
+    env_seeds = suite_plan(args.suite, args.envs, seeds)
+    envs = list(env_seeds)
     runner_dir = Path(args.runner_dir).absolute()
     check_writable(Path(args.results_dir), "--results-dir")
     if args.record_video:
@@ -804,7 +920,7 @@ def plan(args):
         for root in dict.fromkeys(roots):
             for env_id in envs:
                 for algo in algos:
-                    for seed in seeds:
+                    for seed in env_seeds[env_id]:
                         check_writable(root / env_id / algo / f"seed_{seed}", "--video-dir")
     if not args.no_aggregate:
         check_writable(Path(args.report_dir), "--report-dir")
@@ -812,13 +928,13 @@ def plan(args):
     if not present:
         missing = ", ".join(f"{a}_benchmark.py" for a in algos)
         raise UsageError(f"argument --algos: no runner found ({missing} not found in {runner_dir})")
-    return algos, seeds, envs, overrides, values, runner_dir, cells
+    return algos, env_seeds, overrides, values, runner_dir, cells
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        algos, seeds, envs, overrides, values, runner_dir, cells = plan(args)
+        algos, env_seeds, overrides, values, runner_dir, cells = plan(args)
         backend = None
         if args.backend == "ray" and not args.dry_run:
             try:
@@ -845,7 +961,8 @@ def main(argv=None) -> int:
         jobs = args.jobs or os.cpu_count() or 1
     else:
         jobs = args.jobs or backend.cluster_cpus()
-    specs = build_specs(args, algos, seeds, envs, overrides, values, runner_dir, jobs, cells)
+    specs = build_specs(args, algos, env_seeds, overrides, values, runner_dir, jobs, cells)
+    throughput = Throughput(Path(args.results_dir))
     missing = [s for s in specs if s.missing_runner]
     todo = [s for s in specs if not s.missing_runner and (args.overwrite or not is_completed(s.run_dir))]
     already = len(specs) - len(missing) - len(todo)
@@ -858,19 +975,25 @@ def main(argv=None) -> int:
         what = f"{sum(len(cells[a]) for a in algos)} (algorithm, cell) pair(s)"
     else:
         what = f"{len(algos)} algorithm(s)"
-    print(f"{what} x {len(seeds)} seed(s) x {len(envs)} env(s) = {len(specs)} runs; "
+    counts = sorted({len(v) for v in env_seeds.values()})
+    seed_text = str(counts[0]) if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
+    print(f"{what} x {seed_text} seed(s) x {len(env_seeds)} env(s) = {len(specs)} runs; "
           f"{already} already completed, {len(todo)} to run, {jobs} slot(s), backend {args.backend}")
     for algo in dict.fromkeys(s.algo for s in missing):
         print(f"warning: {next(s.missing_runner for s in missing if s.algo == algo)}; "
               f"its runs are listed as failed", file=sys.stderr)
     if args.dry_run:
         for spec in todo:
-            print(f"{spec.label} [{spec.slots} slot(s)]: {' '.join(spec.cmd)}")
+            estimate = throughput.estimate_s(spec.algo, spec.env_id, spec.steps)
+            guess = "no measurement" if estimate is None else f"~{format_duration(estimate)}"
+            print(f"{spec.label} [{spec.slots} slot(s), {spec.steps:,} steps, {guess}]: {' '.join(spec.cmd)}")
+        print(estimate_text(todo, throughput, jobs))
         return 0
 
     started = time.monotonic()
     show_bar = args.progress if args.progress is not None else sys.stderr.isatty()
-    progress = Progress(len(specs), already, show_bar)
+    print(estimate_text(todo, throughput, jobs))
+    progress = Progress(len(specs), already, show_bar, Estimator(todo, throughput, jobs))
     outcomes = [Outcome(s, "failed", error=s.missing_runner) for s in missing]
     for o in outcomes:
         progress.advance(fmt_outcome(o))

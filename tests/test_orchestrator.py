@@ -161,11 +161,11 @@ def test_set_maps_to_the_runners_flags(tmp_path):
 def test_an_a3c_run_takes_one_slot_per_worker_capped_at_jobs(tmp_path):
     proc = orchestrate(tmp_path, "--algos", "a3c,ppo", "--seeds", "1", "--jobs", "4",
                        "--set", "a3c.num_workers=3", "--dry-run")
-    assert "a3c CartPole-v1 seed 1 [3 slot(s)]" in proc.stdout
-    assert "ppo CartPole-v1 seed 1 [1 slot(s)]" in proc.stdout
+    assert "a3c CartPole-v1 seed 1 [3 slot(s), " in proc.stdout
+    assert "ppo CartPole-v1 seed 1 [1 slot(s), " in proc.stdout
     proc = orchestrate(tmp_path, "--algos", "a3c", "--seeds", "1", "--jobs", "2",
                        "--set", "a3c.num_workers=3", "--dry-run")
-    assert "[2 slot(s)]" in proc.stdout
+    assert "[2 slot(s), " in proc.stdout
 
 
 def test_a_failed_run_does_not_stop_the_others_and_is_listed(tmp_path):

@@ -1,0 +1,135 @@
+"""Named suites (suites.toml), the throughput table and the orchestrator's --suite plan and ETA."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import assert_usage_error, run_script
+from rlsuite import algorithms
+from rlsuite.cli import UsageError
+from rlsuite.presets import PRESETS_FILE, load_preset
+from rlsuite.suites import Throughput, load_suites, merge_tables
+from test_orchestrator import orchestrate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import run_all_comparison as orchestrator  # noqa: E402
+
+
+def test_the_shipped_suites_are_the_documented_ones():
+    suites = load_suites()
+    assert suites["cartpole"].env_seeds == {"CartPole-v1": [1, 2, 3, 4, 5]}
+    assert suites["classic"].envs == ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1",
+                                      "MountainCarContinuous-v0"]
+    assert suites["box2d"].envs == ["LunarLander-v3", "LunarLanderContinuous-v3", "BipedalWalker-v3"]
+    assert suites["mujoco"].envs == ["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "InvertedPendulum-v5"]
+    overnight = suites["overnight"].env_seeds
+    # a composite keeps each member's seeds for that member's envs
+    assert len(overnight) == 12
+    assert overnight["Acrobot-v1"] == [1, 2, 3, 4, 5] and overnight["Hopper-v5"] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[a]\nenvs = ["CartPole-v1"]\nseeds = "1-3"\ncolour = "red"\n', "unknown field"),
+    ('[a]\nenvs = []\nseeds = "1-3"\n', "non-empty list"),
+    ('[a]\nenvs = ["CartPole-v1"]\nseeds = "3-1"\n', "empty range"),
+    ('[a]\nenvs = ["CartPole-v1"]\nseeds = 5\n', "seeds must be a string"),
+    ('[a]\nsuites = ["b"]\n[b]\nsuites = ["a"]\n', "include each other"),
+    ('[a]\nsuites = ["zzz"]\n', "no such suite"),
+    ('[a\n', "not valid TOML"),
+])
+def test_a_bad_suites_file_is_one_clear_error(tmp_path, text, message):
+    path = tmp_path / "suites.toml"
+    path.write_text(text)
+    with pytest.raises(UsageError, match=message):
+        load_suites(path)
+
+
+def test_suite_plan_combines_suite_envs_and_seeds():
+    assert orchestrator.suite_plan(None, None, None) == {"CartPole-v1": [1, 2, 3, 4, 5]}
+    assert orchestrator.suite_plan(None, ["Acrobot-v1"], None) == {"Acrobot-v1": [1, 2, 3, 4, 5]}
+    assert orchestrator.suite_plan("mujoco", None, [7]) == {e: [7] for e in load_suites()["mujoco"].envs}
+    plan = orchestrator.suite_plan("overnight", ["Hopper-v5", "Acrobot-v1"], None)
+    assert plan == {"Hopper-v5": [1, 2, 3], "Acrobot-v1": [1, 2, 3, 4, 5]}
+
+
+def test_run_budget_follows_flag_then_set_then_preset_then_default():
+    ppo_cls = algorithms.get("ppo").config_class()
+    preset = load_preset(PRESETS_FILE, "ppo", "Pendulum-v1", ppo_cls)
+    assert orchestrator.run_budget("ppo", "Pendulum-v1", {}, None) == preset.values["total_steps"]
+    assert orchestrator.run_budget("ppo", "CartPole-v1", {}, None) == ppo_cls().total_steps
+    assert orchestrator.run_budget("ppo", "Pendulum-v1", {"total_steps": 1234}, None) == 1234
+    assert orchestrator.run_budget("ppo", "Pendulum-v1", {"total_steps": 1234}, 99) == 99
+
+
+def test_throughput_prefers_the_results_tree_and_keeps_recent_runs(tmp_path):
+    shipped = tmp_path / "shipped.json"
+    shipped.write_text(json.dumps({"runs": {"ppo/CartPole-v1": [[1000, 10.0]], "a2c/CartPole-v1": [[500, 1.0]]}}))
+    t = Throughput(tmp_path / "results", shipped)
+    (tmp_path / "results").mkdir()
+    assert t.steps_per_s("ppo", "CartPole-v1") == pytest.approx(100.0)
+    assert t.estimate_s("ppo", "CartPole-v1", 50_000) == pytest.approx(500.0)
+    assert t.estimate_s("trpo", "CartPole-v1", 50_000) is None
+    t.add("ppo", "CartPole-v1", 1000, 2.0)
+    t.add("ppo", "CartPole-v1", 3000, 2.0)
+    # the tree's own runs win over the shipped table: 4000 steps in 4 s
+    assert t.steps_per_s("ppo", "CartPole-v1") == pytest.approx(1000.0)
+    again = Throughput(tmp_path / "results", shipped)
+    assert again.steps_per_s("ppo", "CartPole-v1") == pytest.approx(1000.0)
+    for _ in range(20):
+        t.add("ppo", "CartPole-v1", 100, 1.0)
+    assert len(json.loads((tmp_path / "results" / "throughput.json").read_text())["runs"]["ppo/CartPole-v1"]) == 10
+    assert t.steps_per_s("ppo", "CartPole-v1") == pytest.approx(100.0)
+    out = tmp_path / "merged.json"
+    assert merge_tables([tmp_path / "results" / "throughput.json", shipped], out) == 2
+
+
+def test_a_broken_throughput_file_is_an_empty_table(tmp_path):
+    bad = tmp_path / "t.json"
+    for text in ("not json", "[1, 2]", '{"runs": {"ppo/CartPole-v1": [[-1, 2]]}}',
+                 '{"runs": {"ppo/CartPole-v1": "fast"}}'):
+        bad.write_text(text)
+        assert Throughput(None, bad).steps_per_s("ppo", "CartPole-v1") is None
+
+
+def test_estimator_sums_slot_time_over_slots_and_calibrates(tmp_path):
+    shipped = tmp_path / "shipped.json"
+    shipped.write_text(json.dumps({"runs": {"ppo/E": [[100, 1.0]], "a3c/E": [[100, 1.0]]}}))
+    t = Throughput(None, shipped)
+    specs = [orchestrator.RunSpec("ppo", "E", s, tmp_path / str(s), [], 1, steps=1000) for s in (1, 2)]
+    specs.append(orchestrator.RunSpec("a3c", "E", 1, tmp_path / "a", [], 2, steps=1000))
+    est = orchestrator.Estimator(specs, t, jobs=2)
+    assert est.remaining_s() == pytest.approx((10 + 10 + 2 * 10) / 2)
+    assert "20 s" in orchestrator.estimate_text(specs, t, 2)
+    # the first run took twice its estimate: the rest are scaled by 2
+    est.finished(orchestrator.Outcome(specs[0], "completed", 20.0, {"total_steps": 1000}))
+    assert est.remaining_s() == pytest.approx(2 * (10 + 2 * 10) / 2)
+    unknown = [orchestrator.RunSpec("trpo", "E", 1, tmp_path / "t", [], 1, steps=1000)]
+    assert "not timed yet: trpo/E" in orchestrator.estimate_text(unknown, t, 2)
+    assert orchestrator.Estimator(unknown, t, 2).remaining_s() is None
+
+
+def test_dry_run_of_a_suite_prints_per_env_seeds_and_an_estimate(tmp_path):
+    proc = orchestrate(tmp_path, "--suite", "classic", "--algos", "ppo", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "1 algorithm(s) x 5 seed(s) x 5 env(s) = 25 runs" in proc.stdout
+    assert "ppo MountainCar-v0 seed 5" in proc.stdout
+    assert "estimated wall time on" in proc.stdout
+    proc = orchestrate(tmp_path, "--suite", "overnight", "--algos", "trpo", "--dry-run")
+    assert "x 3 to 5 seed(s) x 12 env(s) = 52 runs" in proc.stdout
+    assert "trpo Hopper-v5 seed 3" in proc.stdout and "trpo Hopper-v5 seed 4" not in proc.stdout
+
+
+def test_a_finished_matrix_updates_the_throughput_table(tmp_path):
+    proc = orchestrate(tmp_path, "--algos", "ppo", "--seeds", "1-2", "--jobs", "2", "--no-aggregate")
+    assert proc.returncode == 0, proc.stderr
+    table = json.loads((tmp_path / "results" / "throughput.json").read_text())
+    assert len(table["runs"]["ppo/CartPole-v1"]) == 2
+    assert "ETA" in proc.stdout
+
+
+def test_unknown_suite_exits_2(tmp_path):
+    proc = run_script("run_all_comparison.py", "--suite", "everything", "--results-dir", tmp_path / "r")
+    assert_usage_error(proc, "--suite", "'everything'", "classic")
