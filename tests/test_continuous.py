@@ -159,7 +159,7 @@ def test_the_issue_envs_have_a_preset_for_every_algorithm():
     data = tomllib.loads((algorithms.ROOT / "presets.toml").read_text())
     envs = {"Pendulum-v1", "MountainCarContinuous-v0", "LunarLanderContinuous-v3", "BipedalWalker-v3",
             "InvertedPendulum-v5", "HalfCheetah-v5", "Hopper-v5", "Walker2d-v5",
-            "Acrobot-v1", "MountainCar-v0"}
+            "Acrobot-v1", "MountainCar-v0", "LunarLander-v3"}
     for algo in algorithms.NAMES:
         assert envs <= set(data[algo]), algo
 
