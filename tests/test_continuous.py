@@ -158,7 +158,8 @@ def test_every_preset_entry_is_valid_and_names_its_source():
 def test_the_issue_envs_have_a_preset_for_every_algorithm():
     data = tomllib.loads((algorithms.ROOT / "presets.toml").read_text())
     envs = {"Pendulum-v1", "MountainCarContinuous-v0", "LunarLanderContinuous-v3", "BipedalWalker-v3",
-            "InvertedPendulum-v5", "HalfCheetah-v5", "Hopper-v5", "Walker2d-v5"}
+            "InvertedPendulum-v5", "HalfCheetah-v5", "Hopper-v5", "Walker2d-v5",
+            "Acrobot-v1", "MountainCar-v0", "LunarLander-v3"}
     for algo in algorithms.NAMES:
         assert envs <= set(data[algo]), algo
 
@@ -181,8 +182,11 @@ def test_env_picks_its_preset_and_flags_override_it(tmp_path):
 
 def test_an_env_without_a_preset_runs_the_dataclass_defaults(tmp_path):
     import ppo
+    from rlsuite.presets import PRESETS_FILE, read_presets
 
-    args, cfg = _parse(["--env", "Acrobot-v1"])
+    env_id = "CartPole-v0"  # registered and discrete, with no entry in presets.toml
+    assert env_id not in read_presets(PRESETS_FILE).get("ppo", {})
+    args, cfg = _parse(["--env", env_id])
     assert args.preset is None and cfg == ppo.PPOConfig()
     args, cfg = _parse([])  # CartPole-v1: no entry, today's defaults exactly
     assert args.preset is None and cfg == ppo.PPOConfig()
