@@ -18,12 +18,16 @@ never a crash. Writes to ``--out``:
     report.md          the tables and plots in one page, with video links
 
 Statistics follow Agarwal et al. 2021, "Deep RL at the Edge of the
-Statistical Precipice" (the rliable library): interquartile mean (IQM) and
-percentile bootstrap 95% confidence intervals over runs with a fixed random
-state. Every table and plot shows one env at a time, so the bootstrap has a
-single stratum (rliable's stratified form reduces to this one). They are
-re-implemented here as small tested functions because rliable 1.2.0 pulls
-arch, statsmodels, scipy and seaborn for three formulas.
+Statistical Precipice": interquartile mean (IQM), optimality gap,
+performance profiles and the probability of improvement P(X > Y), with
+percentile bootstrap 95% confidence intervals over runs at a fixed random
+state. There is one bootstrap, bootstrap_ci(). A per-env table or plot
+resamples that env's runs (one stratum); the cross-env aggregates, over
+normalized scores, use its stratified form (``groups``): each env's runs (for
+P(X > Y) each env x algorithm's) are resampled on their own, then the
+statistic is taken over all of them. The methods are re-implemented here as
+small tested functions because the authors' library, rliable 1.2.0, pulls
+arch, statsmodels, scipy and seaborn for a few formulas.
 
 Exit status: 0 report written (skipped runs are named in it), 2 nothing to
 aggregate or bad arguments.
@@ -97,8 +101,30 @@ def mean(scores, axis: int = -1):
     return np.asarray(scores, dtype=float).mean(axis=axis)
 
 
+def optimality_gap(scores, axis: int = -1, gamma: float = 1.0):
+    """Mean of max(0, gamma - x) along ``axis`` (Agarwal et al. 2021, sec. 4.2): how far the
+    runs fall short of the target ``gamma`` (1: the reference score), with no credit for
+    overshooting it. Lower is better; 0 means every run reached the target."""
+    return np.maximum(gamma - np.asarray(scores, dtype=float), 0.0).mean(axis=axis)
+
+
+def normalize(scores, random_score: float, reference_score: float):
+    """(score - random) / (reference - random): a uniformly random policy maps to 0 and
+    the reference score to 1, so returns of different envs share one unit."""
+    return (np.asarray(scores, dtype=float) - random_score) / (reference_score - random_score)
+
+
+def _strata_codes(groups, n: int) -> np.ndarray:
+    """One integer per run naming its stratum, numbered in order of first appearance."""
+    labels = list(groups)
+    if len(labels) != n:
+        raise ValueError(f"groups names {len(labels)} runs, samples hold {n}")
+    codes: dict = {}
+    return np.array([codes.setdefault(label, len(codes)) for label in labels], dtype=int)
+
+
 def bootstrap_ci(samples, statistic, reps: int = 2000, seed: int = RANDOM_STATE,
-                 confidence: float = CONFIDENCE):
+                 confidence: float = CONFIDENCE, groups=None):
     """Point estimate and percentile bootstrap CI of ``statistic`` over runs.
 
     ``samples`` holds one run per row: a 1-D array of scores, or runs x grid
@@ -106,6 +132,14 @@ def bootstrap_ci(samples, statistic, reps: int = 2000, seed: int = RANDOM_STATE,
     are, with replacement, and applies ``statistic(x, axis)`` along the runs
     axis; a statistic may return a vector per replicate (a performance
     profile). Returns (point, low, high), each the shape of one statistic.
+
+    ``groups`` (one label per run; None: all runs are one stratum) makes it
+    the stratified bootstrap of Agarwal et al. 2021: each stratum (an env, or
+    an env x algorithm) is resampled on its own, so every replicate holds as
+    many runs of each stratum as the data do. Position j of a replicate is
+    always a run of stratum ``groups[j]``, so a statistic may use the labels
+    (probability_of_improvement() does). One stratum draws exactly what the
+    unstratified bootstrap draws, so a per-env figure is the same either way.
     """
     samples = np.asarray(samples, dtype=float)
     n = samples.shape[0]
@@ -113,7 +147,12 @@ def bootstrap_ci(samples, statistic, reps: int = 2000, seed: int = RANDOM_STATE,
         raise ValueError("the bootstrap needs at least one run")
     rng = np.random.default_rng(seed)
     point = statistic(samples, axis=0)
-    replicates = statistic(samples[rng.integers(0, n, size=(reps, n))], axis=1)
+    codes = np.zeros(n, dtype=int) if groups is None else _strata_codes(groups, n)
+    index = np.empty((reps, n), dtype=int)
+    for code in range(codes.max() + 1):
+        members = np.flatnonzero(codes == code)
+        index[:, members] = members[rng.integers(0, members.size, size=(reps, members.size))]
+    replicates = statistic(samples[index], axis=1)
     tail = 100 * (1 - confidence) / 2
     low, high = np.percentile(replicates, [tail, 100 - tail], axis=0)
     return point, low, high
@@ -123,10 +162,55 @@ def performance_profile(scores, taus):
     """Fraction of runs whose score exceeds each tau (Dolan & Moré 2002; Agarwal et al. 2021 sec. 4).
 
     Runs lie along the last axis of ``scores``; the result has one value per
-    tau in place of that axis.
+    tau in place of that axis. Counted from each score's rank among the sorted
+    taus, so a bootstrap of many runs never holds replicates x runs x taus.
     """
     x = np.asarray(scores, dtype=float)
-    return (x[..., None] > np.asarray(taus, dtype=float)).mean(axis=-2)
+    t = np.atleast_1d(np.asarray(taus, dtype=float))
+    order = np.argsort(t, kind="stable")
+    # k taus (sorted) lie strictly below a score: it exceeds sorted tau j for every j < k
+    k = np.searchsorted(t[order], x, side="left")
+    k[np.isnan(x)] = 0  # NaN exceeds nothing, as NaN > tau is False
+    rows = k.reshape(-1, x.shape[-1])
+    width = t.size + 1
+    offsets = np.arange(rows.shape[0])[:, None] * width
+    hist = np.bincount((rows + offsets).ravel(), minlength=rows.shape[0] * width).reshape(-1, width)
+    above = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:] / rows.shape[1]
+    out = np.empty_like(above)
+    out[:, order] = above
+    return out.reshape(*x.shape[:-1], t.size)
+
+
+def mann_whitney(x, y):
+    """P(X > Y) + P(X = Y) / 2 for one run drawn from ``x`` and one from ``y``, over every pair.
+
+    The Mann-Whitney U statistic divided by len(x) * len(y); runs lie along the
+    last axis, leading (replicate) axes broadcast.
+    """
+    x = np.asarray(x, dtype=float)[..., :, None]
+    y = np.asarray(y, dtype=float)[..., None, :]
+    return ((x > y) + 0.5 * (x == y)).mean(axis=(-2, -1))
+
+
+def probability_of_improvement(scores, algos, envs, x: str, y: str, axis: int = -1):
+    """P(X > Y) of Agarwal et al. 2021 (sec. 4.3): the probability that a run of algorithm
+    ``x`` scores higher than a run of ``y`` on the same env, ties counting 1/2, averaged
+    over the envs where both have runs (each env weighs the same, however many runs it has).
+
+    ``scores`` holds runs along ``axis`` and ``algos``/``envs`` label them by position,
+    which the stratified bootstrap keeps (bootstrap_ci() with groups = env x algorithm).
+    NaN when the two algorithms share no env.
+    """
+    s = np.moveaxis(np.asarray(scores, dtype=float), axis, -1)
+    algos, envs = np.asarray(algos, dtype=object), np.asarray(envs, dtype=object)
+    per_env = []
+    for env in dict.fromkeys(envs):
+        xs, ys = np.flatnonzero((envs == env) & (algos == x)), np.flatnonzero((envs == env) & (algos == y))
+        if xs.size and ys.size:
+            per_env.append(mann_whitney(s[..., xs], s[..., ys]))
+    if not per_env:
+        return np.full(s.shape[:-1], np.nan)
+    return np.mean(per_env, axis=0)
 
 
 def resample(x, y, grid):

@@ -70,6 +70,93 @@ def test_performance_profile_counts_runs_strictly_above_tau():
     np.testing.assert_allclose(batch, [[0.5], [1.0]])
 
 
+def test_performance_profile_with_unsorted_taus_keeps_their_order():
+    np.testing.assert_allclose(agg.performance_profile([100, 200, 300, 400], [300, 0, 500, 150]),
+                               [0.25, 1.0, 0.0, 0.75])
+
+
+# -- across environments (Agarwal et al. 2021) ---------------------------------------------
+
+def test_normalization_maps_random_to_0_and_the_reference_to_1():
+    np.testing.assert_allclose(agg.normalize([10.0, 110.0, 60.0, 210.0], 10.0, 110.0), [0, 1, 0.5, 2])
+    # negative returns (Pendulum-like): the unit still runs from random to reference
+    np.testing.assert_allclose(agg.normalize([-1200.0, -200.0, -700.0], -1200.0, -200.0), [0, 1, 0.5])
+
+
+def test_iqm_of_normalized_scores_pools_the_runs_of_every_env():
+    a = agg.normalize([0.0, 50.0, 100.0, 150.0], 0.0, 100.0)  # 0, .5, 1, 1.5
+    b = agg.normalize([-100.0, 0.0, 100.0, 300.0], -100.0, 100.0)  # 0, .5, 1, 2
+    # sorted: 0 0 | .5 .5 1 1 | 1.5 2
+    assert agg.iqm(np.concatenate([a, b])) == pytest.approx(0.75)
+
+
+def test_optimality_gap_counts_only_the_shortfall_below_the_target():
+    assert agg.optimality_gap([0.0, 0.5, 1.0, 1.5]) == pytest.approx((1 + 0.5 + 0 + 0) / 4)
+    assert agg.optimality_gap([2.0, 3.0]) == 0.0  # overshooting earns nothing
+    assert agg.optimality_gap([0.2, 0.9], gamma=0.5) == pytest.approx(0.15)
+    np.testing.assert_allclose(agg.optimality_gap(np.array([[0.0, 1.0], [0.5, 0.5]]), axis=1), [0.5, 0.5])
+
+
+def test_mann_whitney_counts_ties_as_half():
+    assert agg.mann_whitney([5.0, 6.0], [1.0, 2.0, 3.0]) == 1.0
+    assert agg.mann_whitney([1.0, 2.0, 3.0], [5.0, 6.0]) == 0.0
+    assert agg.mann_whitney([4.0, 4.0], [4.0, 4.0, 4.0]) == 0.5
+    # 1 beats none of 2, 2, 3; 3 beats both 2s and ties with 3: (0 + 0 + 0 + 1 + 1 + 0.5) / 6
+    assert agg.mann_whitney([1.0, 3.0], [2.0, 2.0, 3.0]) == pytest.approx(5 / 12)
+
+
+def test_probability_of_improvement_averages_over_the_envs_both_ran():
+    scores = [9.0, 8.0, 1.0, 2.0, 1.0, 3.0, 2.0, 2.0, 3.0, 100.0]
+    algos = ["x", "x", "y", "y", "x", "x", "y", "y", "y", "x"]
+    envs = ["A", "A", "A", "A", "B", "B", "B", "B", "B", "C"]  # C: only x ran, so it does not count
+    p = agg.probability_of_improvement(scores, algos, envs, "x", "y")
+    assert p == pytest.approx((1.0 + 5 / 12) / 2)
+    assert agg.probability_of_improvement(scores, algos, envs, "y", "x") == pytest.approx(1 - p)
+    assert np.isnan(agg.probability_of_improvement(scores, algos, envs, "x", "z"))
+
+
+def test_stratified_bootstrap_keeps_every_stratum_its_size():
+    # stratum a: 2 runs scoring 0; stratum b: 50 runs scoring 1. Resampled within strata,
+    # every replicate holds 2 zeros and 50 ones, so the mean is 50/52 in all of them.
+    scores = np.r_[np.zeros(2), np.ones(50)]
+    groups = ["a"] * 2 + ["b"] * 50
+    assert agg.bootstrap_ci(scores, agg.mean, groups=groups) == (50 / 52, 50 / 52, 50 / 52)
+    _, low, high = agg.bootstrap_ci(scores, agg.mean)  # pooled: the share of zeros varies
+    assert low < 50 / 52 < high
+
+
+def test_stratified_bootstrap_draws_position_j_from_the_stratum_of_run_j():
+    replicates = []
+
+    def spy(x, axis):
+        if axis == 1:
+            replicates.append(x)
+        return agg.mean(x, axis)
+
+    values = np.arange(12.0)  # runs 0-2 in stratum "b", 3-11 in "a": each value names its run
+    agg.bootstrap_ci(values, spy, reps=300, groups=["b"] * 3 + ["a"] * 9)
+    (r,) = replicates
+    assert r.shape == (300, 12)
+    assert (r[:, :3] <= 2).all() and (r[:, 3:] >= 3).all()
+    assert len(np.unique(r[:, 3:])) == 9  # and it does resample: every run of "a" is drawn somewhere
+    with pytest.raises(ValueError, match="groups names 2 runs"):
+        agg.bootstrap_ci(values, agg.mean, groups=["a", "b"])
+
+
+def test_one_stratum_gives_exactly_the_unstratified_bootstrap():
+    scores = np.array([410.0, 450.0, 480.0, 495.0, 500.0, 120.0])
+    assert agg.bootstrap_ci(scores, agg.iqm) == agg.bootstrap_ci(scores, agg.iqm, groups=["env"] * 6)
+
+
+def test_bootstrap_of_a_clear_improvement_is_certain():
+    scores = [9.0, 8.0, 1.0, 2.0, 7.0, 6.0, 3.0, 3.0]
+    algos = ["x", "x", "y", "y"] * 2
+    envs = ["A"] * 4 + ["B"] * 4
+    stat = lambda s, axis: agg.probability_of_improvement(s, algos, envs, "x", "y", axis)  # noqa: E731
+    groups = list(zip(envs, algos))
+    assert agg.bootstrap_ci(scores, stat, reps=500, groups=groups) == (1.0, 1.0, 1.0)
+
+
 def test_resample_interpolates_and_carries_the_last_value_forward():
     out = agg.resample([10, 20], [0, 10], np.array([5, 10, 15, 20, 30]))
     np.testing.assert_allclose(out, [np.nan, 0, 5, 10, 10])
