@@ -41,6 +41,7 @@ import os
 import re
 import sys
 import time
+import tomllib
 import urllib.parse
 import zlib
 from dataclasses import dataclass, field
@@ -54,6 +55,9 @@ from rlsuite.algorithms import NAMES, rank as algo_rank
 from rlsuite.cli import OneLineParser, UsageError, check_writable, create_folder, parse_integer
 
 PROG = "aggregate_results.py"
+ROOT = Path(__file__).resolve().parent
+REFERENCES_FILE = ROOT / "references.toml"
+RANDOM_SCORES_FILE = ROOT / "random_scores.json"
 RANDOM_STATE = 0
 # Fewer resamples than 100 give percentiles from a handful of values; more than
 # 100,000 hold reps x runs x grid points in memory for the curve bands.
@@ -424,6 +428,192 @@ def algos_in(frame: pd.DataFrame) -> list[str]:
     return sorted(frame["algo"].unique(), key=algo_rank)
 
 
+# -- published references and random scores ------------------------------------------------
+#
+# references.toml holds [[reference]] tables (env, algo, library, env_version, mean, std,
+# budget, seeds, metric, url, note); random_scores.json maps each env id to a uniformly random
+# policy's return measured by the suite. Both are optional inputs: a file that is missing or
+# cannot be used leaves its columns at "–" with a one-line note, never a crash.
+
+NUMBER = (int, float)
+REFERENCE_FIELDS = {  # field -> (types, required)
+    "env": (str, True), "algo": (str, True), "library": (str, True), "env_version": (str, True),
+    "mean": (NUMBER, True), "std": (NUMBER, False), "budget": (int, True), "seeds": (int, False),
+    "metric": (str, True), "url": (str, True), "note": (str, False),
+}
+RANDOM_FIELDS = {"mean": (NUMBER, True), "std": (NUMBER, False), "episodes": (int, False),
+                 "seed": (int, False), "command": (str, False)}
+POSITIVE = ("budget", "seeds", "episodes")  # a count of zero or less is a typo, not a figure
+
+
+def _entry_problem(entry, fields: dict) -> str | None:
+    """Why one table of references.toml (or one env of random_scores.json) cannot be used, else None."""
+    if not isinstance(entry, dict):
+        return "is not a table"
+    for key, (kind, required) in fields.items():
+        if key not in entry:
+            if required:
+                return f"lacks {key!r}"
+            continue
+        value = entry[key]
+        if isinstance(value, bool) or not isinstance(value, kind):
+            return f"has {key}={value!r}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"has {key}={value!r}, not a finite number"
+        if (key in POSITIVE and value <= 0) or (key == "std" and value < 0):
+            return f"has {key}={value!r}"
+    return None
+
+
+def _ignored_note(path, problems: list[str], total: int, what: str) -> str | None:
+    if not problems:
+        return None
+    shown = "; ".join(problems[:3]) + ("; ..." if len(problems) > 3 else "")
+    return f"{path}: {len(problems)} of {total} {what} ignored ({shown})"
+
+
+def _read_input(path, argument: str, parse):
+    """``parse(text)`` of the file, or (None, the one-line note saying why not)."""
+    try:
+        return parse(Path(path).read_text(encoding="utf-8")), None
+    except FileNotFoundError:
+        return None, f"{path} not found ({argument})"
+    except OSError as exc:
+        return None, f"{path} cannot be read ({argument}): {exc.strerror or exc}"
+    except UnicodeDecodeError:
+        return None, f"{path} is not UTF-8 text ({argument})"
+    except (ValueError, RecursionError) as exc:  # tomllib.TOMLDecodeError and JSON errors are ValueErrors
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return None, f"{path} cannot be parsed ({argument}): {detail}"
+
+
+def _load_references(path) -> tuple[list[dict] | None, str | None]:
+    """The usable [[reference]] tables of references.toml, in file order, and a one-line note
+    (or None). (None, note) when the file is missing, unreadable or not TOML; a table with a
+    missing or mistyped field, or an algorithm outside the registry, is left out and named."""
+    data, note = _read_input(path, "--references", tomllib.loads)
+    if data is None:
+        return None, note
+    tables = data.get("reference", [])
+    if not isinstance(tables, list):
+        return None, f"{path}: 'reference' is not a list of [[reference]] tables (--references)"
+    if not tables:
+        return [], f"{path} holds no [[reference]] tables (--references)"
+    references, problems = [], []
+    for i, entry in enumerate(tables, start=1):
+        problem = _entry_problem(entry, REFERENCE_FIELDS)
+        if problem is None and entry["algo"] not in NAMES:
+            problem = f"has algo={entry['algo']!r}, not one of {', '.join(NAMES)}"
+        if problem:
+            problems.append(f"reference {i} {problem}")
+            continue
+        ref = {k: entry.get(k) for k in REFERENCE_FIELDS}
+        ref["mean"] = float(ref["mean"])
+        ref["std"] = None if ref["std"] is None else float(ref["std"])
+        references.append(ref)
+    return references, _ignored_note(path, problems, len(tables), "reference(s)")
+
+
+def _load_random_scores(path) -> tuple[dict | None, str | None]:
+    """env id -> {"mean", "std", "episodes", "seed", "command"} from random_scores.json, and a
+    one-line note (or None); (None, note) when the file is missing, unreadable or not a JSON
+    object. An env whose entry lacks a finite mean is left out and named."""
+    data, note = _read_input(path, "--random-scores", json.loads)
+    if data is None:
+        return None, note
+    if not isinstance(data, dict):
+        return None, f"{path} is not a JSON object of env id -> score (--random-scores)"
+    scores, problems = {}, []
+    for env_id, entry in data.items():
+        problem = _entry_problem(entry, RANDOM_FIELDS)
+        if problem:
+            problems.append(f"{env_id} {problem}")
+            continue
+        scores[env_id] = {k: entry.get(k) for k in RANDOM_FIELDS} | {"mean": float(entry["mean"])}
+    return scores, _ignored_note(path, problems, len(data), "env(s)")
+
+
+def verdict(reference: float, low: float, high: float) -> str:
+    """Where a published figure lies against our 95% CI: "below", "inside" or "above" it."""
+    if reference < low:
+        return "below"
+    if reference > high:
+        return "above"
+    return "inside"
+
+
+def version_note(env_version: str, env_id: str) -> str:
+    """The env a figure was measured on, with the difference from ours spelt out:
+    "HalfCheetah-v4 (v4 vs our v5)"."""
+    if env_version == env_id:
+        return env_version
+    theirs, ours = re.fullmatch(r"(.+)-v(\d+)", env_version), re.fullmatch(r"(.+)-v(\d+)", env_id)
+    if theirs and ours and theirs.group(1) == ours.group(1):
+        return f"{env_version} (v{theirs.group(2)} vs our v{ours.group(2)})"
+    return f"{env_version} (vs our {env_id})"
+
+
+REFERENCE_COLUMNS = ["env_id", "algo", "runs", "budget_min", "budget_max", "final_eval_mean",
+                     "final_eval_mean_ci_low", "final_eval_mean_ci_high", "library", "env_version",
+                     "ref_mean", "ref_std", "ref_budget", "ref_seeds", "metric", "url", "note", "verdict"]
+
+
+def reference_rows(table: pd.DataFrame, runs: pd.DataFrame,
+                   references: list[dict] | None) -> pd.DataFrame:
+    """Per env x algorithm with runs: our final eval mean with its CI (``table``, from summarize())
+    and budget, beside every published figure for that pair; one row without a figure (NaN/None)
+    where there is none. ``verdict`` says where the figure lies against our CI."""
+    out = []
+    for r in table.itertuples():
+        steps = runs.loc[(runs["env_id"] == r.env_id) & (runs["algo"] == r.algo), "total_steps"]
+        ours = {"env_id": r.env_id, "algo": r.algo, "runs": r.runs, "budget_min": int(steps.min()),
+                "budget_max": int(steps.max()), "final_eval_mean": r.final_eval_mean,
+                "final_eval_mean_ci_low": r.final_eval_mean_ci_low,
+                "final_eval_mean_ci_high": r.final_eval_mean_ci_high}
+        found = [ref for ref in references or [] if (ref["env"], ref["algo"]) == (r.env_id, r.algo)]
+        for ref in found or [None]:
+            row = dict.fromkeys(REFERENCE_COLUMNS) | ours
+            if ref is not None:
+                row.update({
+                    "library": ref["library"], "env_version": ref["env_version"], "ref_mean": ref["mean"],
+                    "ref_std": ref.get("std"), "ref_budget": ref["budget"], "ref_seeds": ref.get("seeds"),
+                    "metric": ref["metric"], "url": ref["url"], "note": ref.get("note"),
+                    "verdict": verdict(ref["mean"], r.final_eval_mean_ci_low, r.final_eval_mean_ci_high)})
+            out.append(row)
+    return pd.DataFrame(out, columns=REFERENCE_COLUMNS).astype({"ref_budget": "Int64", "ref_seeds": "Int64"})
+
+
+def url_target(url: str) -> str:
+    """A URL as a Markdown link target: a space, parenthesis or bracket would end it early."""
+    return urllib.parse.quote(url, safe=":/?#&=%+@~;,!$*'")
+
+
+def _given(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def references_markdown(rows: pd.DataFrame, note: str | None = None) -> str:
+    """One env's reference_rows() as a table, "–" wherever a figure is missing, and the note."""
+    head = ["algorithm", "runs", "our budget (steps)", "our final eval mean [95% CI]",
+            "published mean ± std", "published vs our CI", "source", "measured on", "its budget (steps)",
+            "its seeds", "its metric", "note"]
+    body = []
+    for r in rows.itertuples():
+        budget = f"{r.budget_min:,}" if r.budget_min == r.budget_max else f"{r.budget_min:,}–{r.budget_max:,}"
+        ours = (f"{_num(r.final_eval_mean)} "
+                f"[{_num(r.final_eval_mean_ci_low)}, {_num(r.final_eval_mean_ci_high)}]")
+        if not _given(r.ref_mean):
+            body.append([r.algo, r.runs, budget, ours] + ["–"] * 8)
+            continue
+        published = _num(r.ref_mean) + (f" ± {_num(r.ref_std)}" if _given(r.ref_std) else "")
+        body.append([r.algo, r.runs, budget, ours, published, r.verdict,
+                     f"[{r.library}]({url_target(r.url)})", version_note(r.env_version, r.env_id),
+                     f"{int(r.ref_budget):,}", int(r.ref_seeds) if _given(r.ref_seeds) else "–", r.metric,
+                     r.note if _given(r.note) else "–"])
+    text = markdown_table(head, body)
+    return text + (f"\nNote: {note}.\n" if note else "")
+
+
 # -- tables -------------------------------------------------------------------------
 
 def summarize(runs: pd.DataFrame, reps: int = 2000) -> pd.DataFrame:
@@ -733,7 +923,8 @@ def runs_markdown(runs: pd.DataFrame, videos_dir: Path, out: Path) -> str:
 
 
 def write_report(loaded: Loaded, table: pd.DataFrame, plots: dict, results_dir: Path,
-                 videos_dir: Path, out: Path, reps: int) -> Path:
+                 videos_dir: Path, out: Path, reps: int, references: dict | None = None) -> Path:
+    """report.md; ``references`` maps an env id to its published-references section (Markdown)."""
     n_runs = len(loaded.runs)
     lines = [
         "# Comparison report", "",
@@ -756,6 +947,8 @@ def write_report(loaded: Loaded, table: pd.DataFrame, plots: dict, results_dir: 
     ]
     for env_id, files in plots.items():
         lines += [f"## {env_id}", ""]
+        if references and env_id in references:
+            lines += ["### Published references", "", references[env_id]]
         for title, name in files:
             lines += [f"### {title}", "", f"![{title}]({link_target(name)})", ""]
     lines += ["## Runs", "", runs_markdown(loaded.runs, videos_dir, out)]
@@ -788,6 +981,12 @@ def build_parser() -> OneLineParser:
                    help="root of the videos tree, linked from the report when present")
     p.add_argument("--reps", type=reps_count, default=2000, metavar="N",
                    help=f"bootstrap resamples, {MIN_REPS} to {MAX_REPS:,}")
+    p.add_argument("--references", default=str(REFERENCES_FILE), metavar="FILE",
+                   help="published figures to compare with: [[reference]] tables (env, algo, library, "
+                        "env_version, mean, std, budget, seeds, metric, url, note); missing: columns show –")
+    p.add_argument("--random-scores", default=str(RANDOM_SCORES_FILE), metavar="FILE",
+                   help="a uniformly random policy's return per env (JSON), the 0 of the normalized "
+                        "scores; missing: no cross-env aggregate")
     return p
 
 
@@ -834,6 +1033,15 @@ def _main(argv) -> int:
     table = summarize(loaded.runs, args.reps)
     table.to_csv(out / "summary.csv", index=False)
     (out / "summary.md").write_text("# Summary\n\n" + summary_markdown(table), encoding="utf-8")
+    references, references_note = _load_references(args.references)
+    random_scores, random_note = _load_random_scores(args.random_scores)
+    for note in (references_note, random_note):
+        if note:
+            print(f"note: {note}")
+    compared = reference_rows(table, loaded.runs, references)
+    compared.to_csv(out / "references.csv", index=False)
+    references_md = {env_id: references_markdown(rows, references_note)
+                     for env_id, rows in compared.groupby("env_id", sort=False)}
 
     plots = {}
     for env_id in sorted(loaded.runs["env_id"].unique()):
@@ -855,7 +1063,7 @@ def _main(argv) -> int:
         plot_steps_to_solve(env_id, runs, out / files[3][1])
         plot_performance_profile(env_id, runs, args.reps, out / files[4][1])
         plots[env_id] = files
-    report = write_report(loaded, table, plots, results_dir, videos_dir, out, args.reps)
+    report = write_report(loaded, table, plots, results_dir, videos_dir, out, args.reps, references_md)
     print(summary_markdown(table), end="")
     print(f"report: {report} ({len(loaded.runs)} run(s) loaded, {len(loaded.skipped)} skipped)")
     return 0

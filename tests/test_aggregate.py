@@ -403,3 +403,106 @@ def test_video_links_with_spaces_are_percent_encoded(tree, tmp_path):
     clip.write_bytes(b"\x00")
     link = agg.video_links(videos, tmp_path / "out", "CartPole-v1", "ppo", 2)
     assert link == "[episode 0](../my%20videos/CartPole-v1/ppo/seed_2/episode_0.mp4)"
+
+
+# -- published references and random scores ------------------------------------------------
+
+def reference(env: str = "CartPole-v1", algo: str = "ppo", mean: float = 200.0, **fields) -> dict:
+    """One [[reference]] table as references.toml holds it."""
+    entry = {"env": env, "algo": algo, "library": "SB3 rl-zoo", "env_version": env, "mean": mean,
+             "std": 10.0, "budget": 100_000, "seeds": 10, "metric": "mean return, 10 greedy episodes",
+             "url": "https://example.org/zoo (benchmark)"}
+    return entry | fields
+
+
+def write_references(path: Path, entries: list[dict]) -> Path:
+    lines = []
+    for entry in entries:
+        lines.append("[[reference]]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in entry.items()]  # JSON scalars are TOML
+        lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def test_references_load_and_unusable_tables_are_named(tmp_path):
+    path = write_references(tmp_path / "references.toml", [
+        reference(), reference(mean="high"), reference(algo="sac"), reference(budget=0),
+        {k: v for k, v in reference(note="x").items() if k != "std"}])
+    refs, note = agg._load_references(path)
+    assert [(r["algo"], r["mean"], r["std"]) for r in refs] == [("ppo", 200.0, 10.0), ("ppo", 200.0, None)]
+    assert note.startswith(f"{path}: 3 of 5 reference(s) ignored (reference 2 has mean='high'; "
+                           "reference 3 has algo='sac', not one of policy_gradient")
+    assert agg._load_references(write_references(tmp_path / "one.toml", [reference()]))[1] is None
+
+
+@pytest.mark.parametrize("content,fragment", [
+    (None, "not found (--references)"),
+    ("[[reference]]\nenv = ", "cannot be parsed (--references)"),
+    (b"\xff\xfe", "is not UTF-8 text (--references)"),
+    ("reference = 3\n", "'reference' is not a list"),
+    ("", "holds no [[reference]] tables"),
+])
+def test_a_references_file_that_cannot_be_used_is_a_note(tmp_path, content, fragment):
+    path = tmp_path / "references.toml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    refs, note = agg._load_references(path)
+    assert not refs and fragment in note and "\n" not in note
+
+
+@pytest.mark.parametrize("content,fragment", [
+    (None, "not found (--random-scores)"),
+    ("{", "cannot be parsed (--random-scores)"),
+    ("[1, 2]", "is not a JSON object"),
+    ("[" * 100_000 + "]" * 100_000, "cannot be parsed"),
+])
+def test_a_random_scores_file_that_cannot_be_used_is_a_note(tmp_path, content, fragment):
+    path = tmp_path / "random_scores.json"
+    if content is not None:
+        path.write_text(content)
+    scores, note = agg._load_random_scores(path)
+    assert scores is None and fragment in note and "\n" not in note
+
+
+def test_random_scores_load_and_unusable_envs_are_named(tmp_path):
+    path = tmp_path / "random_scores.json"
+    path.write_text(json.dumps({"CartPole-v1": {"mean": 22.3, "std": 11.0, "episodes": 1000, "seed": 0,
+                                                "command": "python x.py"},
+                                "Hopper-v5": {"std": 1.0}, "Pendulum-v1": {"mean": -1200}}))
+    scores, note = agg._load_random_scores(path)
+    assert scores["CartPole-v1"]["mean"] == 22.3 and scores["Pendulum-v1"]["mean"] == -1200.0
+    assert "Hopper-v5" not in scores
+    assert note == f"{path}: 1 of 3 env(s) ignored (Hopper-v5 lacks 'mean')"
+
+
+def test_verdict_places_a_published_figure_against_our_ci():
+    assert [agg.verdict(x, 10.0, 20.0) for x in (9.9, 10.0, 15.0, 20.0, 20.1)] == \
+        ["below", "inside", "inside", "inside", "above"]
+
+
+def test_version_note_spells_out_a_different_env_version():
+    assert agg.version_note("HalfCheetah-v5", "HalfCheetah-v5") == "HalfCheetah-v5"
+    assert agg.version_note("HalfCheetah-v4", "HalfCheetah-v5") == "HalfCheetah-v4 (v4 vs our v5)"
+    assert agg.version_note("HalfCheetahBulletEnv-v0", "HalfCheetah-v5") == \
+        "HalfCheetahBulletEnv-v0 (vs our HalfCheetah-v5)"
+
+
+def test_reference_table_shows_a_dash_where_no_figure_is_published(tree):
+    runs = agg.load_results(tree).runs
+    table = agg.summarize(runs, reps=500)
+    refs = [reference(mean=200.0), reference(mean=454.0, library="CleanRL", env_version="CartPole-v0",
+                                             note="v0 caps episodes at 200")]
+    rows = agg.reference_rows(table, runs, refs)
+    assert list(rows["algo"]) == ["policy_gradient", "ppo", "ppo"]
+    assert list(rows["verdict"].fillna("–")) == ["–", "below", "inside"]  # our ppo mean: 454
+    text = agg.references_markdown(rows)
+    pg = next(line for line in text.splitlines() if line.startswith("| policy_gradient |"))
+    assert pg == "| policy_gradient | 2 | 40,000 | 451.5 [451.0, 452.0] |" + " – |" * 8
+    assert "| 200.0 ± 10.0 | below | [SB3 rl-zoo](https://example.org/zoo%20%28benchmark%29) |" in text
+    assert "| CartPole-v0 (v0 vs our v1) | 100,000 | 10 | mean return, 10 greedy episodes | v0 caps" in text
+    # no file at all: every figure is "–" and the note says why
+    missing = agg.references_markdown(agg.reference_rows(table, runs, None), "references.toml not found")
+    assert missing.count(" – |" * 8) == 2 and missing.endswith("\nNote: references.toml not found.\n")
