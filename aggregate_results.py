@@ -35,6 +35,7 @@ aggregate or bad arguments.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -687,6 +688,227 @@ def markdown_table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# -- across environments (Agarwal et al. 2021) ----------------------------------------------
+
+REFERENCE_ALGO = "ppo"
+FINAL_SCORES = "Final score per run"
+ALL_FINAL_SCORES = "Final scores, every environment"
+ALL_PROFILE = "Performance profile, every environment"
+REFERENCE_RULE = (
+    f"Each env has one reference score, so that every algorithm is measured in the same unit: the "
+    f"highest published {REFERENCE_ALGO.upper()} figure for the env in the references file or, where "
+    f"it lists no {REFERENCE_ALGO.upper()} figure, the highest figure of any algorithm.")
+
+
+def reference_score(references: list[dict] | None, env_id: str) -> dict | None:
+    """The published figure an env's scores are normalized by (REFERENCE_RULE): the highest
+    PPO figure for the env, else the highest of any algorithm, the first in the file on a tie;
+    None when the env has none. PPO is the algorithm with published figures on the most envs."""
+    found = [ref for ref in references or [] if ref["env"] == env_id]
+    pool = [ref for ref in found if ref["algo"] == REFERENCE_ALGO] or found
+    return max(pool, key=lambda ref: ref["mean"]) if pool else None
+
+
+@dataclass
+class CrossEnv:
+    envs: list[str]
+    """every env with runs"""
+    normalized: pd.DataFrame
+    """one row per run on a normalized env: env_id, algo, seed, final_eval_mean, random, reference,
+    normalized_score"""
+    anchors: dict = field(default_factory=dict)  # env -> (random score entry, reference entry)
+    excluded: list = field(default_factory=list)  # (env, reason)
+    aggregates: pd.DataFrame | None = None
+    improvement: pd.DataFrame | None = None
+    notes: list = field(default_factory=list)  # one line per unusable input file
+
+    @property
+    def applies(self) -> bool:
+        """Whether there is more than one env to aggregate across."""
+        return len(self.envs) >= 2
+
+
+def normalize_runs(runs: pd.DataFrame, references: list[dict] | None,
+                   random_scores: dict | None) -> tuple[pd.DataFrame, dict, list]:
+    """(normalized runs, anchors, excluded) as in CrossEnv: each run's final eval mean on its
+    env's scale, random -> 0 and reference_score() -> 1. An env without a random score or a
+    reference, or whose reference does not exceed random (no scale), is excluded with the reason."""
+    parts, anchors, excluded = [], {}, []
+    for env_id, group in runs.groupby("env_id", sort=True):
+        rnd = (random_scores or {}).get(env_id)
+        ref = reference_score(references, env_id)
+        reasons = [] if rnd is not None else ["no random score"]
+        reasons += [] if ref is not None else ["no published reference"]
+        if rnd is not None and ref is not None and not ref["mean"] > rnd["mean"]:
+            reasons.append(f"its reference {ref['mean']:g} does not exceed the random score {rnd['mean']:g}")
+        if reasons:
+            excluded.append((env_id, "; ".join(reasons)))
+            continue
+        anchors[env_id] = (rnd, ref)
+        part = group[["env_id", "algo", "seed", "final_eval_mean"]].assign(random=rnd["mean"],
+                                                                             reference=ref["mean"])
+        part["normalized_score"] = normalize(part["final_eval_mean"], rnd["mean"], ref["mean"])
+        parts.append(part)
+    columns = ["env_id", "algo", "seed", "final_eval_mean", "random", "reference", "normalized_score"]
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    return frame, anchors, excluded
+
+
+def cross_env(runs: pd.DataFrame, references: list[dict] | None, random_scores: dict | None,
+              reps: int = 2000, notes: list | None = None) -> CrossEnv:
+    """Normalized scores and their aggregates across envs, each with a 95% stratified bootstrap CI.
+
+    Per algorithm, over all its runs on the normalized envs pooled: IQM and optimality gap
+    (strata: envs). For every ordered pair of algorithms: P(X > Y) over the envs both ran
+    (strata: env x algorithm). Nothing is computed with fewer than two envs with runs.
+    """
+    envs = sorted(runs["env_id"].unique())
+    normalized, anchors, excluded = normalize_runs(runs, references, random_scores)
+    result = CrossEnv(envs, normalized, anchors, excluded, notes=[n for n in notes or [] if n])
+    if not result.applies:
+        return result
+    rows = []
+    for algo in algos_in(runs):
+        mine = normalized[normalized["algo"] == algo]
+        row = {"algo": algo, "runs": len(mine), "envs": mine["env_id"].nunique()}
+        for name, statistic in (("iqm", iqm), ("optimality_gap", optimality_gap)):
+            point, low, high = (bootstrap_ci(mine["normalized_score"], statistic, reps, groups=mine["env_id"])
+                                if len(mine) else (np.nan,) * 3)
+            row.update({name: point, f"{name}_ci_low": low, f"{name}_ci_high": high})
+        rows.append(row)
+    result.aggregates = pd.DataFrame(rows)
+    pairs = []
+    ran = [a for a in algos_in(runs) if (normalized["algo"] == a).any()]
+    for x in ran:
+        for y in ran:
+            if x == y:
+                continue
+            both = set(normalized.loc[normalized["algo"] == x, "env_id"]) \
+                & set(normalized.loc[normalized["algo"] == y, "env_id"])
+            pair = normalized[normalized["algo"].isin([x, y]) & normalized["env_id"].isin(both)]
+            point = low = high = np.nan
+            if both:
+                algos, envs = pair["algo"].to_numpy(), pair["env_id"].to_numpy()
+                statistic = functools.partial(probability_of_improvement, algos=algos, envs=envs, x=x, y=y)
+                point, low, high = bootstrap_ci(pair["normalized_score"], statistic, reps,
+                                                groups=list(zip(envs, algos)))
+            pairs.append({"algo": x, "versus": y, "envs": len(both), "runs": len(pair),
+                          "point": point, "ci_low": low, "ci_high": high})
+    result.improvement = pd.DataFrame(pairs, columns=["algo", "versus", "envs", "runs", "point", "ci_low",
+                                                      "ci_high"])
+    return result
+
+
+def cross_env_table(cx: CrossEnv) -> pd.DataFrame:
+    """cross_env.csv: one row per statistic (iqm, optimality_gap: per algorithm;
+    probability_of_improvement: per ordered pair, P(algo > versus)) with its CI, runs and envs."""
+    columns = ["statistic", "algo", "versus", "point", "ci_low", "ci_high", "runs", "envs"]
+    rows = []
+    for r in (cx.aggregates.to_dict("records") if cx.aggregates is not None else []):
+        for name in ("iqm", "optimality_gap"):
+            rows.append({"statistic": name, "algo": r["algo"], "versus": None, "point": r[name],
+                         "ci_low": r[f"{name}_ci_low"], "ci_high": r[f"{name}_ci_high"], "runs": r["runs"],
+                         "envs": r["envs"]})
+    for r in (cx.improvement.to_dict("records") if cx.improvement is not None else []):
+        rows.append({"statistic": "probability_of_improvement", **{c: r[c] for c in columns[1:]}})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _ci(point, low, high, digits: int = 2) -> str:
+    if not _given(point):
+        return "–"
+    return f"{_num(point, digits)} [{_num(low, digits)}, {_num(high, digits)}]"
+
+
+def anchor(title: str) -> str:
+    """The fragment GitHub gives a Markdown heading: lower case, punctuation dropped, spaces as '-'."""
+    return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+
+
+def cross_env_markdown(cx: CrossEnv, reps: int, images: dict | None = None, level: int = 2) -> str:
+    """The cross-env page: IQM and optimality gap, the P(X > Y) matrix, the plots named in
+    ``images`` (title -> file), the normalization with its sources, the excluded envs."""
+    h = "#" * level
+    lines = [f"{h} Across environments", ""]
+    if not cx.applies:
+        only = cx.envs[0] if cx.envs else "none"
+        return "\n".join(lines + [f"Only one environment has runs ({only}), so there is nothing to "
+                                  "aggregate across environments.", ""])
+    used = list(cx.anchors)
+    lines += [
+        f"Scores from {len(used)} of the {len(cx.envs)} environments with runs"
+        + (f" ({', '.join(used)})" if used else "") + ", each run's final eval mean normalized as "
+        "(score − random) / (reference − random): 0 is a uniformly random policy (its return measured "
+        "by the suite, `random_scores.json`), 1 the env's published reference (`references.toml`). "
+        f"{REFERENCE_RULE} A reference may come from another env version, budget or metric (below, and "
+        "each env's *Published references*), so 1 means matching that figure, not a like-for-like tie.",
+        "",
+    ]
+    head = ["algorithm", "runs", "envs", "IQM [95% CI]", "optimality gap [95% CI]"]
+    rows = [[r.algo, r.runs, f"{r.envs}/{len(used)}", _ci(r.iqm, r.iqm_ci_low, r.iqm_ci_high),
+             _ci(r.optimality_gap, r.optimality_gap_ci_low, r.optimality_gap_ci_high)]
+            for r in cx.aggregates.itertuples()]
+    short = [r.algo for r in cx.aggregates.itertuples() if 0 < r.envs < len(used)]
+    lines += [markdown_table(head, rows),
+              "IQM: the mean of the middle 50% of an algorithm's normalized scores, over all its runs on "
+              "the normalized envs pooled (an env with more runs weighs more). Optimality gap: the mean "
+              "of max(0, 1 − score), how far runs fall short of the reference (lower is better). "
+              f"95% stratified bootstrap CIs: each env's runs resampled on their own ({reps} resamples, "
+              f"random state {RANDOM_STATE}; Agarwal et al. 2021)."
+              + (f" Not every algorithm ran on every env ({', '.join(short)}): those figures cover "
+                 "fewer envs and compare less directly." if short else ""), ""]
+    algos = list(dict.fromkeys(cx.improvement["algo"])) if cx.improvement is not None else []
+    lines += [f"{h}# Probability of improvement", ""]
+    if len(algos) >= 2:
+        cell = {(r.algo, r.versus): r for r in cx.improvement.itertuples()}
+        matrix = []
+        for x in algos:
+            row = [x]
+            for y in algos:
+                r = cell.get((x, y))
+                text = "–" if r is None else _ci(r.point, r.ci_low, r.ci_high)
+                if r is not None and _given(r.point) and r.envs < len(used):
+                    text += f" ({_count(r.envs, 'env')})"
+                row.append(text)
+            matrix.append(row)
+        lines += [markdown_table(["P(row > column)", *algos], matrix),
+                  "P(X > Y): per env, the probability that a run of X (row) ends with a higher score than "
+                  "a run of Y (column), ties counting ½ (the Mann–Whitney statistic), averaged over the envs "
+                  "both ran, each env weighing the same; 95% CIs from resampling each env × algorithm's "
+                  "runs on their own (Agarwal et al. 2021). Above 0.5: X tends to do better.", ""]
+    else:
+        lines += ["–: it needs normalized runs of at least two algorithms.", ""]
+    for title, name in (images or {}).items():
+        lines += [f"{h}# {title}", "", f"![{title}]({link_target(name)})", ""]
+    lines += [f"{h}# Normalization", ""]
+    if cx.anchors:
+        head = ["env", "runs", "random score (episodes)", "reference score", "from", "measured on",
+                "its budget (steps)"]
+        rows = []
+        for env_id, (rnd, ref) in cx.anchors.items():
+            episodes = f" ({rnd['episodes']:,})" if _given(rnd.get("episodes")) else ""
+            rows.append([env_id, int((cx.normalized["env_id"] == env_id).sum()),
+                         f"{rnd['mean']:.1f}{episodes}", f"{ref['mean']:.1f}",
+                         f"{ref['algo']}, [{ref['library']}]({url_target(ref['url'])})",
+                         version_note(ref["env_version"], env_id), f"{ref['budget']:,}"])
+        lines.append(markdown_table(head, rows))
+    else:
+        lines += ["–: no environment has both a random score and a published reference.", ""]
+    if cx.excluded:
+        lines += ["Excluded from the aggregates:", ""]
+        lines += [f"- `{env_id}`: {reason}" for env_id, reason in cx.excluded]
+        lines.append("")
+    lines += ["Machine-readable: [cross_env.csv](cross_env.csv) (every figure above with its CI), "
+              "[normalized_scores.csv](normalized_scores.csv) (every run's normalized score).", ""]
+    for note in cx.notes:
+        lines += [f"Note: {note}.", ""]
+    return "\n".join(lines)
+
+
 # -- plots ------------------------------------------------------------------------------
 
 def _plt():
@@ -814,19 +1036,47 @@ def plot_seed_curves(env_id: str, evals: pd.DataFrame, threshold, path: Path):
     plt.close(fig)
 
 
-def plot_final_scores(env_id: str, runs: pd.DataFrame, reps: int, path: Path):
-    plt = _plt()
+def _final_score_panel(ax, runs: pd.DataFrame, reps: int, marker_size: float = 5) -> None:
+    """Every run's final score as a dot per algorithm, and the IQM with its 95% CI beside them."""
     algos = algos_in(runs)
-    fig, ax = plt.subplots(figsize=(max(7.0, 1.6 * len(algos) + 3), 4.5), constrained_layout=True)
     values = {a: runs.loc[runs["algo"] == a, "final_eval_mean"].to_numpy(float) for a in algos}
     _strip(ax, algos, values)
     for i, algo in enumerate(algos):
         point, low, high = bootstrap_ci(values[algo], iqm, reps)
         ax.errorbar(i + 0.3, point, yerr=[[point - low], [high - point]], fmt="D", color="black",
-                    ms=5, capsize=4, zorder=4, label="IQM, 95% CI" if i == 0 else None)
+                    ms=marker_size, capsize=4, zorder=4, label="IQM, 95% CI" if i == 0 else None)
+
+
+def plot_final_scores(env_id: str, runs: pd.DataFrame, reps: int, path: Path):
+    plt = _plt()
+    algos = algos_in(runs)
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.6 * len(algos) + 3), 4.5), constrained_layout=True)
+    _final_score_panel(ax, runs, reps)
     ax.set_ylabel("final eval return (100 greedy episodes)")
     ax.set_title(f"{env_id}: final score per run")
     ax.legend(loc="lower right")
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_final_scores_all_envs(runs: pd.DataFrame, reps: int, path: Path, columns: int = 4):
+    """Small multiples: one panel per env (its own return scale), as plot_final_scores() draws it."""
+    plt = _plt()
+    envs = sorted(runs["env_id"].unique())
+    ncols = min(columns, len(envs))
+    nrows = math.ceil(len(envs) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.9 * nrows + 0.4), constrained_layout=True,
+                             squeeze=False)
+    for ax, env_id in zip(axes.flat, envs):
+        _final_score_panel(ax, runs[runs["env_id"] == env_id], reps, marker_size=4)
+        ax.set_title(env_id, fontsize=10)
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+        ax.tick_params(axis="y", labelsize=8)
+    for ax in axes.flat[len(envs):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("final eval return")
+    fig.suptitle("Final score per run (dots) and IQM with 95% CI (diamonds), each env on its own scale")
     fig.savefig(path)
     plt.close(fig)
 
@@ -840,10 +1090,10 @@ def plot_steps_to_solve(env_id: str, runs: pd.DataFrame, path: Path):
     _strip(ax, algos, values)
     labels = [f"{a}\n{len(values[a])}/{int((runs['algo'] == a).sum())} solved" for a in algos]
     ax.set_xticks(range(len(algos)), labels)
-    for i, algo in enumerate(algos):
-        if len(values[algo]):
-            ax.hlines(np.median(values[algo]), i - 0.25, i + 0.25, color="black", lw=2, zorder=4,
-                      label="median" if i == 0 else None)
+    drawn = [i for i, algo in enumerate(algos) if len(values[algo])]
+    for i in drawn:
+        ax.hlines(np.median(values[algos[i]]), i - 0.25, i + 0.25, color="black", lw=2, zorder=4,
+                  label="median" if i == drawn[0] else None)
     ax.set_ylim(bottom=0)
     ax.set_ylabel("env steps to the first solving evaluation")
     ax.set_title(f"{env_id}: steps to solve per run (unsolved runs not drawn)")
@@ -853,23 +1103,53 @@ def plot_steps_to_solve(env_id: str, runs: pd.DataFrame, path: Path):
     plt.close(fig)
 
 
-def plot_performance_profile(env_id: str, runs: pd.DataFrame, reps: int, path: Path):
-    plt = _plt()
-    scores_all = runs["final_eval_mean"].to_numpy(float)
-    taus = np.linspace(0, max(scores_all.max(), 1.0) * 1.02, 101)
-    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+def profile_taus(scores, points: int = 101) -> np.ndarray:
+    """Thresholds from 0 (or 2% below the lowest score, if that is negative) to 2% above the
+    highest score (at least to 1), so returns below zero (Pendulum) still show a profile."""
+    scores = np.asarray(scores, dtype=float)
+    return np.linspace(min(0.0, scores.min() * 1.02), max(scores.max(), 1.0) * 1.02, points)
+
+
+def _draw_profiles(ax, runs: pd.DataFrame, column: str, taus, reps: int, strata: str | None = None,
+                   label=lambda algo, runs: algo) -> None:
+    """Each algorithm's performance profile of ``column`` with its 95% bootstrap band; with
+    ``strata`` (a column) the bootstrap resamples the runs of each stratum on their own."""
     for algo in algos_in(runs):
-        scores = runs.loc[runs["algo"] == algo, "final_eval_mean"].to_numpy(float)
+        mine = runs[runs["algo"] == algo]
         profile, low, high = bootstrap_ci(
-            scores, lambda x, axis: performance_profile(np.moveaxis(x, axis, -1), taus), reps)
+            mine[column].to_numpy(float), lambda x, axis: performance_profile(np.moveaxis(x, axis, -1), taus),
+            reps, groups=None if strata is None else mine[strata].to_numpy())
         colour = algo_colour(algo)
-        ax.step(taus, profile, where="post", color=colour, lw=1.8, label=algo)
+        ax.step(taus, profile, where="post", color=colour, lw=1.8, label=label(algo, mine))
         ax.fill_between(taus, low, high, step="post", color=colour, alpha=0.15, lw=0)
-    ax.set_xlabel("final eval return threshold τ")
     ax.set_ylabel("fraction of runs with score > τ")
     ax.set_ylim(-0.02, 1.02)
+
+
+def plot_performance_profile(env_id: str, runs: pd.DataFrame, reps: int, path: Path):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    _draw_profiles(ax, runs, "final_eval_mean", profile_taus(runs["final_eval_mean"]), reps)
+    ax.set_xlabel("final eval return threshold τ")
     ax.set_title(f"{env_id}: performance profile (95% CI band)")
     ax.legend(loc="lower left")
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_performance_profile_all_envs(normalized: pd.DataFrame, reps: int, path: Path):
+    """The profile of normalized scores over every env's runs (Agarwal et al. 2021, fig. 5), the
+    band from the stratified bootstrap (each env's runs resampled on their own)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), constrained_layout=True)
+    _draw_profiles(ax, normalized, "normalized_score", profile_taus(normalized["normalized_score"]), reps,
+                   strata="env_id",
+                   label=lambda algo, mine: f"{algo} ({_count(len(mine), 'run')}, "
+                                            f"{_count(mine['env_id'].nunique(), 'env')})")
+    ax.axvline(1.0, color="0.4", ls="--", lw=1, label="reference score")
+    ax.set_xlabel("normalized score threshold τ (0: random policy, 1: reference)")
+    ax.set_title("Every env: performance profile of normalized scores (95% stratified CI band)")
+    ax.legend(loc="lower left", fontsize=9)
     fig.savefig(path)
     plt.close(fig)
 
@@ -923,14 +1203,25 @@ def runs_markdown(runs: pd.DataFrame, videos_dir: Path, out: Path) -> str:
 
 
 def write_report(loaded: Loaded, table: pd.DataFrame, plots: dict, results_dir: Path,
-                 videos_dir: Path, out: Path, reps: int, references: dict | None = None) -> Path:
-    """report.md; ``references`` maps an env id to its published-references section (Markdown)."""
+                 videos_dir: Path, out: Path, reps: int, references: dict | None = None,
+                 across: str | None = None) -> Path:
+    """report.md: ``across`` (the cross-env section, Markdown) first, then the summary table and
+    one section per env, which opens with ``references[env_id]`` (its published references)."""
     n_runs = len(loaded.runs)
+    several = len(plots) >= 2
     lines = [
         "# Comparison report", "",
         f"Generated {time.strftime('%Y-%m-%d %H:%M %Z')} by `aggregate_results.py` from "
         f"`{results_dir}`: {n_runs} completed run(s) loaded, {len(loaded.skipped)} skipped"
         + (" (listed at the end)." if loaded.skipped else "."), "",
+    ]
+    if several:  # with a dozen envs the page is long: say where everything is
+        lines += ["Sections: [Across environments](#across-environments) · [Summary](#summary) · "
+                  + " · ".join(f"[{env_id}](#{anchor(env_id)})" for env_id in plots)
+                  + " · [Runs](#runs)", ""]
+    if across:
+        lines += [across]
+    lines += [
         "## Summary", "",
         summary_markdown(table),
         f"Steps and time to solve: the first periodic greedy evaluation whose mean reaches the "
@@ -950,6 +1241,11 @@ def write_report(loaded: Loaded, table: pd.DataFrame, plots: dict, results_dir: 
         if references and env_id in references:
             lines += ["### Published references", "", references[env_id]]
         for title, name in files:
+            if several and title == FINAL_SCORES:  # drawn once for all envs in the section above
+                lines += [f"{title}: with every other env under "
+                          f"[{ALL_FINAL_SCORES}](#{anchor(ALL_FINAL_SCORES)}) "
+                          f"([this env alone]({link_target(name)})).", ""]
+                continue
             lines += [f"### {title}", "", f"![{title}]({link_target(name)})", ""]
     lines += ["## Runs", "", runs_markdown(loaded.runs, videos_dir, out)]
     if loaded.skipped:
@@ -1052,7 +1348,7 @@ def _main(argv) -> int:
         files = [
             ("Learning curves", f"learning_curves_{name}.png"),
             ("Every seed", f"seed_curves_{name}.png"),
-            ("Final score per run", f"final_scores_{name}.png"),
+            (FINAL_SCORES, f"final_scores_{name}.png"),
             ("Steps to solve", f"steps_to_solve_{name}.png"),
             ("Performance profile", f"performance_profile_{name}.png"),
         ]
@@ -1063,7 +1359,19 @@ def _main(argv) -> int:
         plot_steps_to_solve(env_id, runs, out / files[3][1])
         plot_performance_profile(env_id, runs, args.reps, out / files[4][1])
         plots[env_id] = files
-    report = write_report(loaded, table, plots, results_dir, videos_dir, out, args.reps, references_md)
+    cx = cross_env(loaded.runs, references, random_scores, args.reps, notes=[references_note, random_note])
+    images = {}
+    if cx.applies and not cx.normalized.empty:
+        plot_performance_profile_all_envs(cx.normalized, args.reps, out / "performance_profile_all_envs.png")
+        images[ALL_PROFILE] = "performance_profile_all_envs.png"
+    if cx.applies:
+        plot_final_scores_all_envs(loaded.runs, args.reps, out / "final_scores_all_envs.png")
+        images[ALL_FINAL_SCORES] = "final_scores_all_envs.png"
+    cross_env_table(cx).to_csv(out / "cross_env.csv", index=False)
+    cx.normalized.to_csv(out / "normalized_scores.csv", index=False)
+    (out / "cross_env.md").write_text(cross_env_markdown(cx, args.reps, images, level=1), encoding="utf-8")
+    report = write_report(loaded, table, plots, results_dir, videos_dir, out, args.reps, references_md,
+                          cross_env_markdown(cx, args.reps, images))
     print(summary_markdown(table), end="")
     print(f"report: {report} ({len(loaded.runs)} run(s) loaded, {len(loaded.skipped)} skipped)")
     return 0

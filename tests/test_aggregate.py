@@ -419,7 +419,8 @@ def write_references(path: Path, entries: list[dict]) -> Path:
     lines = []
     for entry in entries:
         lines.append("[[reference]]")
-        lines += [f"{key} = {json.dumps(value)}" for key, value in entry.items()]  # JSON scalars are TOML
+        # JSON strings and numbers are TOML; None leaves the field out
+        lines += [f"{key} = {json.dumps(value)}" for key, value in entry.items() if value is not None]
         lines.append("")
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
@@ -506,3 +507,157 @@ def test_reference_table_shows_a_dash_where_no_figure_is_published(tree):
     # no file at all: every figure is "–" and the note says why
     missing = agg.references_markdown(agg.reference_rows(table, runs, None), "references.toml not found")
     assert missing.count(" – |" * 8) == 2 and missing.endswith("\nNote: references.toml not found.\n")
+
+
+# -- across environments: normalization, aggregates, the page -----------------------------------
+
+def test_the_reference_score_of_an_env_is_its_best_ppo_figure_else_its_best_figure():
+    refs = [reference("A-v0", "ppo", 90.0), reference("A-v0", "trpo", 300.0), reference("A-v0", "ppo", 120.0),
+            reference("B-v0", "a2c", 40.0), reference("B-v0", "trpo", 70.0, library="first"),
+            reference("B-v0", "trpo", 70.0, library="second")]
+    assert agg.reference_score(refs, "A-v0")["mean"] == 120.0  # PPO's, though TRPO's is higher
+    assert agg.reference_score(refs, "B-v0")["library"] == "first"  # no PPO: the best, first on a tie
+    assert agg.reference_score(refs, "C-v0") is None
+    assert agg.reference_score(None, "A-v0") is None
+
+
+def fake_runs(scores: dict) -> pd.DataFrame:
+    """The columns of load_results().runs that the cross-env analysis reads: {(env, algo): [score, ...]}."""
+    rows = [{"env_id": env, "algo": algo, "seed": seed, "final_eval_mean": score}
+            for (env, algo), values in scores.items() for seed, score in enumerate(values, start=1)]
+    return pd.DataFrame(rows)
+
+
+CROSS_RUNS = {("A-v0", "a2c"): [0.0, 50.0], ("A-v0", "ppo"): [50.0, 100.0, 150.0, 200.0],
+              ("B-v0", "a2c"): [-100.0, 0.0, 100.0, 300.0], ("B-v0", "ppo"): [100.0, 100.0],
+              ("C-v0", "ppo"): [7.0]}
+CROSS_REFS = [reference("A-v0", "ppo", 100.0), reference("B-v0", "trpo", 100.0, env_version="B-v1"),
+              reference("B-v0", "a2c", 50.0), reference("C-v0", "ppo", 10.0)]
+CROSS_RANDOM = {"A-v0": {"mean": 0.0, "episodes": 100}, "B-v0": {"mean": -100.0}}
+
+
+def test_normalized_runs_and_the_envs_left_out():
+    runs = fake_runs(CROSS_RUNS | {("D-v0", "ppo"): [1.0], ("E-v0", "ppo"): [1.0]})
+    refs = CROSS_REFS + [reference("E-v0", "ppo", -5.0)]
+    normalized, anchors, excluded = agg.normalize_runs(runs, refs, CROSS_RANDOM | {"E-v0": {"mean": 0.0}})
+    assert list(anchors) == ["A-v0", "B-v0"]
+    a = normalized[(normalized["env_id"] == "A-v0") & (normalized["algo"] == "ppo")]
+    np.testing.assert_allclose(a["normalized_score"], [0.5, 1.0, 1.5, 2.0])
+    assert excluded == [("C-v0", "no random score"), ("D-v0", "no random score; no published reference"),
+                        ("E-v0", "its reference -5 does not exceed the random score 0")]
+
+
+def test_cross_env_aggregates_match_hand_computed_values():
+    cx = agg.cross_env(fake_runs(CROSS_RUNS), CROSS_REFS, CROSS_RANDOM, reps=500)
+    table = cx.aggregates.set_index("algo")
+    # ppo on A: .5 1 1.5 2, on B: 1 1 -> sorted .5 | 1 1 1 1.5 | 2
+    assert table.loc["ppo", "iqm"] == pytest.approx(1.125)
+    assert table.loc["ppo", "optimality_gap"] == pytest.approx(0.5 / 6)
+    # a2c on A: 0 .5, on B: 0 .5 1 2 -> sorted 0 | 0 .5 .5 1 | 2
+    assert table.loc["a2c", "iqm"] == pytest.approx(0.5)
+    assert table.loc["a2c", "optimality_gap"] == pytest.approx(3 / 6)
+    assert (table.loc["ppo", "runs"], table.loc["ppo", "envs"]) == (6, 2)  # C-v0 has no random score
+    for algo in ("a2c", "ppo"):
+        assert table.loc[algo, "iqm_ci_low"] <= table.loc[algo, "iqm"] <= table.loc[algo, "iqm_ci_high"]
+    pairs = cx.improvement.set_index(["algo", "versus"])
+    # A: ppo beats a2c in 7.5 of 8 pairs; B: in 5 of 8 (1 vs 0, .5, 1, 2 twice)
+    assert pairs.loc[("ppo", "a2c"), "point"] == pytest.approx((7.5 / 8 + 5 / 8) / 2)
+    assert pairs.loc[("a2c", "ppo"), "point"] == pytest.approx(1 - (7.5 / 8 + 5 / 8) / 2)
+    csv = agg.cross_env_table(cx)
+    assert list(csv["statistic"]) == ["iqm", "optimality_gap"] * 2 + ["probability_of_improvement"] * 2
+    text = agg.cross_env_markdown(cx, reps=500)
+    assert text.startswith("## Across environments\n")
+    assert "| ppo | 6 | 2/2 | 1.12 [" in text and "| ppo | 0.78 [" in text
+    assert "- `C-v0`: no random score" in text
+    assert "B-v1 (v1 vs our v0)" in text  # the normalization table names the version the figure is from
+
+
+def test_cross_env_with_no_usable_input_file_prints_dashes_and_the_notes():
+    notes = ["references.toml not found (--references)", None, "random_scores.json not found (--random-scores)"]
+    cx = agg.cross_env(fake_runs(CROSS_RUNS), None, None, reps=200, notes=notes)
+    assert cx.normalized.empty
+    text = agg.cross_env_markdown(cx, reps=200, level=1)
+    assert text.startswith("# Across environments\n")
+    assert "| a2c | 0 | 0/0 | – | – |" in text and "| ppo | 0 | 0/0 | – | – |" in text
+    assert "–: it needs normalized runs of at least two algorithms." in text
+    assert "–: no environment has both a random score and a published reference." in text
+    assert "- `A-v0`: no random score; no published reference" in text
+    assert text.count("\nNote: ") == 2 and "Note: references.toml not found (--references)." in text
+    assert agg.cross_env_table(cx)["point"].isna().all()
+
+
+def test_cross_env_with_one_env_says_so_in_one_line():
+    cx = agg.cross_env(fake_runs({("A-v0", "ppo"): [50.0]}), CROSS_REFS, CROSS_RANDOM, reps=200)
+    assert not cx.applies and cx.aggregates is None
+    assert agg.cross_env_markdown(cx, reps=200) == (
+        "## Across environments\n\nOnly one environment has runs (A-v0), so there is nothing to aggregate "
+        "across environments.\n")
+
+
+def test_profile_thresholds_reach_below_zero_for_negative_returns():
+    taus = agg.profile_taus([-1500.0, -150.0])
+    assert taus[0] == pytest.approx(-1530.0) and taus[-1] == pytest.approx(1.02)
+    np.testing.assert_allclose(agg.profile_taus([0.0, 500.0])[[0, -1]], [0.0, 510.0])
+
+
+def test_report_of_two_envs_opens_with_the_cross_env_section(tmp_path):
+    results = tmp_path / "results"
+    for seed, final in enumerate([300.0, 400.0, 500.0], start=1):
+        make_run(results, "ppo", seed, final)
+        make_run(results, "a2c", seed, final - 100.0, None)
+        make_run(results, "ppo", seed, -200.0 * seed, None, env_id="Pendulum-v1")
+    make_run(results, "trpo", 1, 50.0, None, env_id="Acrobot-v1")  # neither a random score nor a reference
+    refs = write_references(tmp_path / "references.toml", [
+        reference("CartPole-v1", "ppo", 500.0, env_version="CartPole-v0"),
+        reference("Pendulum-v1", "ppo", -200.0, std=None)])
+    random = tmp_path / "random_scores.json"
+    random.write_text(json.dumps({"CartPole-v1": {"mean": 20.0, "std": 9.0, "episodes": 1000, "seed": 0,
+                                                  "command": "python measure.py"},
+                                  "Pendulum-v1": {"mean": -1200.0, "std": 300.0, "episodes": 1000, "seed": 0,
+                                                  "command": "python measure.py"}}))
+    out = tmp_path / "report"
+    proc = run_script("aggregate_results.py", "--results-dir", results, "--out", out, "--reps", 200,
+                      "--references", refs, "--random-scores", random)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    report = (out / "report.md").read_text()
+    assert report.index("## Across environments") < report.index("## Summary") < report.index("## CartPole-v1")
+    assert "Scores from 2 of the 3 environments with runs (CartPole-v1, Pendulum-v1)" in report
+    assert "- `Acrobot-v1`: no random score; no published reference" in report
+    assert "| trpo | 0 | 0/2 | – | – |" in report  # its only env is left out
+    # CartPole only: a2c's 200, 300, 400 against ppo's 300, 400, 500 win 0 + 1/2 + 3/2 of 9 pairs
+    assert "| P(row > column) | a2c | ppo |\n" in report and "| a2c | – | 0.22 [" in report
+    assert "(1 env) |\n| ppo | 0.78 [" in report
+    for name in ("performance_profile_all_envs.png", "final_scores_all_envs.png"):
+        assert f"]({name})" in report and (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "](final_scores_Pendulum-v1.png)" in report  # each env's own plot is still linked
+    assert report.count("### Published references") == 3
+    # 3 runs of ppo, 300 400 500: a replicate of three 500s has probability 1/27 > 2.5%, so 500 is inside
+    assert "| 500.0 ± 10.0 | inside | [SB3 rl-zoo]" in report and "CartPole-v0 (v0 vs our v1)" in report
+    assert "| trpo | 1 | 40,000 | 50.0 [50.0, 50.0] |" + " – |" * 8 in report
+    cross = (out / "cross_env.md").read_text()
+    assert cross.startswith("# Across environments\n") and "## Probability of improvement" in cross
+    table = pd.read_csv(out / "cross_env.csv")
+    ppo = table[(table["statistic"] == "iqm") & (table["algo"] == "ppo")].iloc[0]
+    # CartPole: (300, 400, 500 - 20) / 480; Pendulum: (-200, -400, -600 + 1200) / 1000: pooled IQM
+    pooled = np.r_[np.array([280.0, 380.0, 480.0]) / 480, [1.0, 0.8, 0.6]]
+    assert ppo["point"] == pytest.approx(agg.iqm(pooled)) and (ppo["runs"], ppo["envs"]) == (6, 2)
+    assert len(pd.read_csv(out / "normalized_scores.csv")) == 9
+
+
+def test_report_without_reference_files_is_written_with_dashes_and_notes(tmp_path):
+    results = tmp_path / "results"
+    for env_id in ("CartPole-v1", "Acrobot-v1"):
+        make_run(results, "ppo", 1, env_id=env_id)
+    out = tmp_path / "report"
+    proc = run_script("aggregate_results.py", "--results-dir", results, "--out", out, "--reps", 200,
+                      "--references", tmp_path / "nowhere.toml", "--random-scores", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"note: {tmp_path / 'nowhere.toml'} not found (--references)" in proc.stdout
+    report = (out / "report.md").read_text()
+    assert f"Note: {tmp_path} cannot be read (--random-scores): Is a directory." in report
+    assert "| ppo | 0 | 0/0 | – | – |" in report
+    assert report.count("| ppo | 1 | 40,000 | 500.0 [500.0, 500.0] |" + " – |" * 8) == 2
+    assert not (out / "performance_profile_all_envs.png").exists()
+    assert (out / "final_scores_all_envs.png").exists()
+    assert pd.read_csv(out / "cross_env.csv")["point"].isna().all()
