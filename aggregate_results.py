@@ -6,16 +6,27 @@ Reads only the protocol's files (docs/protocol.md) of every
 ``<results-dir>/<env>/<algo>/seed_<n>/`` (not the ``grid/`` cells and
 ``tuning/`` trials beside them: each grid cell is a results tree of its own);
 a run that is incomplete or corrupt is skipped and named with the reason,
-never a crash. Writes to ``--out``:
+never a crash. Besides the runs it reads two optional files: published
+figures (``--references``, references.toml) and a uniformly random policy's
+return per env (``--random-scores``, random_scores.json); one that is missing
+or unusable is a one-line note, and the figures that need it show "–".
+Writes to ``--out``:
 
     runs.csv           one row per loaded run (the tidy table)
     summary.csv/.md    per env x algorithm: runs solved, steps/time to solve
                        (median, IQR), final eval mean and IQM with 95% CIs,
                        last-100 training return
-    *.png              learning curves (eval and training return, against
-                       env steps and train time), final scores, steps to
-                       solve, performance profile
-    report.md          the tables and plots in one page, with video links
+    references.csv     per env x algorithm x published figure: our final eval
+                       mean and CI beside the figure, and where it lies
+    cross_env.md/.csv  across envs (two or more): normalized scores' IQM and
+                       optimality gap per algorithm, P(X > Y) per pair
+    normalized_scores.csv  every run's score on its env's random-to-reference scale
+    *.png              per env: learning curves (eval and training return,
+                       against env steps and train time), every seed, final
+                       scores, steps to solve, performance profile; across
+                       envs: every env's final scores, the normalized profile
+    report.md          the tables and plots in one page, the cross-env
+                       section first, with video links
 
 Statistics follow Agarwal et al. 2021, "Deep RL at the Edge of the
 Statistical Precipice": interquartile mean (IQM), optimality gap,
@@ -840,8 +851,9 @@ def cross_env_markdown(cx: CrossEnv, reps: int, images: dict | None = None, leve
                                   "aggregate across environments.", ""])
     used = list(cx.anchors)
     lines += [
-        f"Scores from {len(used)} of the {len(cx.envs)} environments with runs"
-        + (f" ({', '.join(used)})" if used else "") + ", each run's final eval mean normalized as "
+        (f"Scores from all {len(used)} environments with runs" if len(used) == len(cx.envs) else
+         f"Scores from {len(used)} of the {len(cx.envs)} environments with runs"
+         + (f" ({', '.join(used)})" if used else "")) + ", each run's final eval mean normalized as "
         "(score − random) / (reference − random): 0 is a uniformly random policy (its return measured "
         "by the suite, `random_scores.json`), 1 the env's published reference (`references.toml`). "
         f"{REFERENCE_RULE} A reference may come from another env version, budget or metric (below, and "

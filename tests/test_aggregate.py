@@ -570,6 +570,10 @@ def test_cross_env_aggregates_match_hand_computed_values():
     assert "| ppo | 6 | 2/2 | 1.12 [" in text and "| ppo | 0.78 [" in text
     assert "- `C-v0`: no random score" in text
     assert "B-v1 (v1 vs our v0)" in text  # the normalization table names the version the figure is from
+    assert "Scores from 2 of the 3 environments with runs (A-v0, B-v0), each" in text
+    every = {k: v for k, v in CROSS_RUNS.items() if k[0] != "C-v0"}
+    text = agg.cross_env_markdown(agg.cross_env(fake_runs(every), CROSS_REFS, CROSS_RANDOM, reps=200), 200)
+    assert "Scores from all 2 environments with runs, each" in text and "Excluded" not in text
 
 
 def test_cross_env_with_no_usable_input_file_prints_dashes_and_the_notes():
