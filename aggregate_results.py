@@ -6,24 +6,39 @@ Reads only the protocol's files (docs/protocol.md) of every
 ``<results-dir>/<env>/<algo>/seed_<n>/`` (not the ``grid/`` cells and
 ``tuning/`` trials beside them: each grid cell is a results tree of its own);
 a run that is incomplete or corrupt is skipped and named with the reason,
-never a crash. Writes to ``--out``:
+never a crash. Besides the runs it reads two optional files: published
+figures (``--references``, references.toml) and a uniformly random policy's
+return per env (``--random-scores``, random_scores.json); one that is missing
+or unusable is a one-line note, and the figures that need it show "–".
+Writes to ``--out``:
 
     runs.csv           one row per loaded run (the tidy table)
     summary.csv/.md    per env x algorithm: runs solved, steps/time to solve
                        (median, IQR), final eval mean and IQM with 95% CIs,
                        last-100 training return
-    *.png              learning curves (eval and training return, against
-                       env steps and train time), final scores, steps to
-                       solve, performance profile
-    report.md          the tables and plots in one page, with video links
+    references.csv     per env x algorithm x published figure: our final eval
+                       mean and CI beside the figure, and where it lies
+    cross_env.md/.csv  across envs (two or more): normalized scores' IQM and
+                       optimality gap per algorithm, P(X > Y) per pair
+    normalized_scores.csv  every run's score on its env's random-to-reference scale
+    *.png              per env: learning curves (eval and training return,
+                       against env steps and train time), every seed, final
+                       scores, steps to solve, performance profile; across
+                       envs: every env's final scores, the normalized profile
+    report.md          the tables and plots in one page, the cross-env
+                       section first, with video links
 
 Statistics follow Agarwal et al. 2021, "Deep RL at the Edge of the
-Statistical Precipice" (the rliable library): interquartile mean (IQM) and
-percentile bootstrap 95% confidence intervals over runs with a fixed random
-state. Every table and plot shows one env at a time, so the bootstrap has a
-single stratum (rliable's stratified form reduces to this one). They are
-re-implemented here as small tested functions because rliable 1.2.0 pulls
-arch, statsmodels, scipy and seaborn for three formulas.
+Statistical Precipice": interquartile mean (IQM), optimality gap,
+performance profiles and the probability of improvement P(X > Y), with
+percentile bootstrap 95% confidence intervals over runs at a fixed random
+state. There is one bootstrap, bootstrap_ci(). A per-env table or plot
+resamples that env's runs (one stratum); the cross-env aggregates, over
+normalized scores, use its stratified form (``groups``): each env's runs (for
+P(X > Y) each env x algorithm's) are resampled on their own, then the
+statistic is taken over all of them. The methods are re-implemented here as
+small tested functions because the authors' library, rliable 1.2.0, pulls
+arch, statsmodels, scipy and seaborn for a few formulas.
 
 Exit status: 0 report written (skipped runs are named in it), 2 nothing to
 aggregate or bad arguments.
@@ -31,12 +46,14 @@ aggregate or bad arguments.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
 import re
 import sys
 import time
+import tomllib
 import urllib.parse
 import zlib
 from dataclasses import dataclass, field
@@ -50,6 +67,9 @@ from rlsuite.algorithms import NAMES, rank as algo_rank
 from rlsuite.cli import OneLineParser, UsageError, check_writable, create_folder, parse_integer
 
 PROG = "aggregate_results.py"
+ROOT = Path(__file__).resolve().parent
+REFERENCES_FILE = ROOT / "references.toml"
+RANDOM_SCORES_FILE = ROOT / "random_scores.json"
 RANDOM_STATE = 0
 # Fewer resamples than 100 give percentiles from a handful of values; more than
 # 100,000 hold reps x runs x grid points in memory for the curve bands.
@@ -97,8 +117,30 @@ def mean(scores, axis: int = -1):
     return np.asarray(scores, dtype=float).mean(axis=axis)
 
 
+def optimality_gap(scores, axis: int = -1, gamma: float = 1.0):
+    """Mean of max(0, gamma - x) along ``axis`` (Agarwal et al. 2021, sec. 4.2): how far the
+    runs fall short of the target ``gamma`` (1: the reference score), with no credit for
+    overshooting it. Lower is better; 0 means every run reached the target."""
+    return np.maximum(gamma - np.asarray(scores, dtype=float), 0.0).mean(axis=axis)
+
+
+def normalize(scores, random_score: float, reference_score: float):
+    """(score - random) / (reference - random): a uniformly random policy maps to 0 and
+    the reference score to 1, so returns of different envs share one unit."""
+    return (np.asarray(scores, dtype=float) - random_score) / (reference_score - random_score)
+
+
+def _strata_codes(groups, n: int) -> np.ndarray:
+    """One integer per run naming its stratum, numbered in order of first appearance."""
+    labels = list(groups)
+    if len(labels) != n:
+        raise ValueError(f"groups names {len(labels)} runs, samples hold {n}")
+    codes: dict = {}
+    return np.array([codes.setdefault(label, len(codes)) for label in labels], dtype=int)
+
+
 def bootstrap_ci(samples, statistic, reps: int = 2000, seed: int = RANDOM_STATE,
-                 confidence: float = CONFIDENCE):
+                 confidence: float = CONFIDENCE, groups=None):
     """Point estimate and percentile bootstrap CI of ``statistic`` over runs.
 
     ``samples`` holds one run per row: a 1-D array of scores, or runs x grid
@@ -106,6 +148,14 @@ def bootstrap_ci(samples, statistic, reps: int = 2000, seed: int = RANDOM_STATE,
     are, with replacement, and applies ``statistic(x, axis)`` along the runs
     axis; a statistic may return a vector per replicate (a performance
     profile). Returns (point, low, high), each the shape of one statistic.
+
+    ``groups`` (one label per run; None: all runs are one stratum) makes it
+    the stratified bootstrap of Agarwal et al. 2021: each stratum (an env, or
+    an env x algorithm) is resampled on its own, so every replicate holds as
+    many runs of each stratum as the data do. Position j of a replicate is
+    always a run of stratum ``groups[j]``, so a statistic may use the labels
+    (probability_of_improvement() does). One stratum draws exactly what the
+    unstratified bootstrap draws, so a per-env figure is the same either way.
     """
     samples = np.asarray(samples, dtype=float)
     n = samples.shape[0]
@@ -113,7 +163,12 @@ def bootstrap_ci(samples, statistic, reps: int = 2000, seed: int = RANDOM_STATE,
         raise ValueError("the bootstrap needs at least one run")
     rng = np.random.default_rng(seed)
     point = statistic(samples, axis=0)
-    replicates = statistic(samples[rng.integers(0, n, size=(reps, n))], axis=1)
+    codes = np.zeros(n, dtype=int) if groups is None else _strata_codes(groups, n)
+    index = np.empty((reps, n), dtype=int)
+    for code in range(codes.max() + 1):
+        members = np.flatnonzero(codes == code)
+        index[:, members] = members[rng.integers(0, members.size, size=(reps, members.size))]
+    replicates = statistic(samples[index], axis=1)
     tail = 100 * (1 - confidence) / 2
     low, high = np.percentile(replicates, [tail, 100 - tail], axis=0)
     return point, low, high
@@ -123,10 +178,55 @@ def performance_profile(scores, taus):
     """Fraction of runs whose score exceeds each tau (Dolan & Moré 2002; Agarwal et al. 2021 sec. 4).
 
     Runs lie along the last axis of ``scores``; the result has one value per
-    tau in place of that axis.
+    tau in place of that axis. Counted from each score's rank among the sorted
+    taus, so a bootstrap of many runs never holds replicates x runs x taus.
     """
     x = np.asarray(scores, dtype=float)
-    return (x[..., None] > np.asarray(taus, dtype=float)).mean(axis=-2)
+    t = np.atleast_1d(np.asarray(taus, dtype=float))
+    order = np.argsort(t, kind="stable")
+    # k taus (sorted) lie strictly below a score: it exceeds sorted tau j for every j < k
+    k = np.searchsorted(t[order], x, side="left")
+    k[np.isnan(x)] = 0  # NaN exceeds nothing, as NaN > tau is False
+    rows = k.reshape(-1, x.shape[-1])
+    width = t.size + 1
+    offsets = np.arange(rows.shape[0])[:, None] * width
+    hist = np.bincount((rows + offsets).ravel(), minlength=rows.shape[0] * width).reshape(-1, width)
+    above = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:] / rows.shape[1]
+    out = np.empty_like(above)
+    out[:, order] = above
+    return out.reshape(*x.shape[:-1], t.size)
+
+
+def mann_whitney(x, y):
+    """P(X > Y) + P(X = Y) / 2 for one run drawn from ``x`` and one from ``y``, over every pair.
+
+    The Mann-Whitney U statistic divided by len(x) * len(y); runs lie along the
+    last axis, leading (replicate) axes broadcast.
+    """
+    x = np.asarray(x, dtype=float)[..., :, None]
+    y = np.asarray(y, dtype=float)[..., None, :]
+    return ((x > y) + 0.5 * (x == y)).mean(axis=(-2, -1))
+
+
+def probability_of_improvement(scores, algos, envs, x: str, y: str, axis: int = -1):
+    """P(X > Y) of Agarwal et al. 2021 (sec. 4.3): the probability that a run of algorithm
+    ``x`` scores higher than a run of ``y`` on the same env, ties counting 1/2, averaged
+    over the envs where both have runs (each env weighs the same, however many runs it has).
+
+    ``scores`` holds runs along ``axis`` and ``algos``/``envs`` label them by position,
+    which the stratified bootstrap keeps (bootstrap_ci() with groups = env x algorithm).
+    NaN when the two algorithms share no env.
+    """
+    s = np.moveaxis(np.asarray(scores, dtype=float), axis, -1)
+    algos, envs = np.asarray(algos, dtype=object), np.asarray(envs, dtype=object)
+    per_env = []
+    for env in dict.fromkeys(envs):
+        xs, ys = np.flatnonzero((envs == env) & (algos == x)), np.flatnonzero((envs == env) & (algos == y))
+        if xs.size and ys.size:
+            per_env.append(mann_whitney(s[..., xs], s[..., ys]))
+    if not per_env:
+        return np.full(s.shape[:-1], np.nan)
+    return np.mean(per_env, axis=0)
 
 
 def resample(x, y, grid):
@@ -340,6 +440,192 @@ def algos_in(frame: pd.DataFrame) -> list[str]:
     return sorted(frame["algo"].unique(), key=algo_rank)
 
 
+# -- published references and random scores ------------------------------------------------
+#
+# references.toml holds [[reference]] tables (env, algo, library, env_version, mean, std,
+# budget, seeds, metric, url, note); random_scores.json maps each env id to a uniformly random
+# policy's return measured by the suite. Both are optional inputs: a file that is missing or
+# cannot be used leaves its columns at "–" with a one-line note, never a crash.
+
+NUMBER = (int, float)
+REFERENCE_FIELDS = {  # field -> (types, required)
+    "env": (str, True), "algo": (str, True), "library": (str, True), "env_version": (str, True),
+    "mean": (NUMBER, True), "std": (NUMBER, False), "budget": (int, True), "seeds": (int, False),
+    "metric": (str, True), "url": (str, True), "note": (str, False),
+}
+RANDOM_FIELDS = {"mean": (NUMBER, True), "std": (NUMBER, False), "episodes": (int, False),
+                 "seed": (int, False), "command": (str, False)}
+POSITIVE = ("budget", "seeds", "episodes")  # a count of zero or less is a typo, not a figure
+
+
+def _entry_problem(entry, fields: dict) -> str | None:
+    """Why one table of references.toml (or one env of random_scores.json) cannot be used, else None."""
+    if not isinstance(entry, dict):
+        return "is not a table"
+    for key, (kind, required) in fields.items():
+        if key not in entry:
+            if required:
+                return f"lacks {key!r}"
+            continue
+        value = entry[key]
+        if isinstance(value, bool) or not isinstance(value, kind):
+            return f"has {key}={value!r}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"has {key}={value!r}, not a finite number"
+        if (key in POSITIVE and value <= 0) or (key == "std" and value < 0):
+            return f"has {key}={value!r}"
+    return None
+
+
+def _ignored_note(path, problems: list[str], total: int, what: str) -> str | None:
+    if not problems:
+        return None
+    shown = "; ".join(problems[:3]) + ("; ..." if len(problems) > 3 else "")
+    return f"{path}: {len(problems)} of {total} {what} ignored ({shown})"
+
+
+def _read_input(path, argument: str, parse):
+    """``parse(text)`` of the file, or (None, the one-line note saying why not)."""
+    try:
+        return parse(Path(path).read_text(encoding="utf-8")), None
+    except FileNotFoundError:
+        return None, f"{path} not found ({argument})"
+    except OSError as exc:
+        return None, f"{path} cannot be read ({argument}): {exc.strerror or exc}"
+    except UnicodeDecodeError:
+        return None, f"{path} is not UTF-8 text ({argument})"
+    except (ValueError, RecursionError) as exc:  # tomllib.TOMLDecodeError and JSON errors are ValueErrors
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return None, f"{path} cannot be parsed ({argument}): {detail}"
+
+
+def _load_references(path) -> tuple[list[dict] | None, str | None]:
+    """The usable [[reference]] tables of references.toml, in file order, and a one-line note
+    (or None). (None, note) when the file is missing, unreadable or not TOML; a table with a
+    missing or mistyped field, or an algorithm outside the registry, is left out and named."""
+    data, note = _read_input(path, "--references", tomllib.loads)
+    if data is None:
+        return None, note
+    tables = data.get("reference", [])
+    if not isinstance(tables, list):
+        return None, f"{path}: 'reference' is not a list of [[reference]] tables (--references)"
+    if not tables:
+        return [], f"{path} holds no [[reference]] tables (--references)"
+    references, problems = [], []
+    for i, entry in enumerate(tables, start=1):
+        problem = _entry_problem(entry, REFERENCE_FIELDS)
+        if problem is None and entry["algo"] not in NAMES:
+            problem = f"has algo={entry['algo']!r}, not one of {', '.join(NAMES)}"
+        if problem:
+            problems.append(f"reference {i} {problem}")
+            continue
+        ref = {k: entry.get(k) for k in REFERENCE_FIELDS}
+        ref["mean"] = float(ref["mean"])
+        ref["std"] = None if ref["std"] is None else float(ref["std"])
+        references.append(ref)
+    return references, _ignored_note(path, problems, len(tables), "reference(s)")
+
+
+def _load_random_scores(path) -> tuple[dict | None, str | None]:
+    """env id -> {"mean", "std", "episodes", "seed", "command"} from random_scores.json, and a
+    one-line note (or None); (None, note) when the file is missing, unreadable or not a JSON
+    object. An env whose entry lacks a finite mean is left out and named."""
+    data, note = _read_input(path, "--random-scores", json.loads)
+    if data is None:
+        return None, note
+    if not isinstance(data, dict):
+        return None, f"{path} is not a JSON object of env id -> score (--random-scores)"
+    scores, problems = {}, []
+    for env_id, entry in data.items():
+        problem = _entry_problem(entry, RANDOM_FIELDS)
+        if problem:
+            problems.append(f"{env_id} {problem}")
+            continue
+        scores[env_id] = {k: entry.get(k) for k in RANDOM_FIELDS} | {"mean": float(entry["mean"])}
+    return scores, _ignored_note(path, problems, len(data), "env(s)")
+
+
+def verdict(reference: float, low: float, high: float) -> str:
+    """Where a published figure lies against our 95% CI: "below", "inside" or "above" it."""
+    if reference < low:
+        return "below"
+    if reference > high:
+        return "above"
+    return "inside"
+
+
+def version_note(env_version: str, env_id: str) -> str:
+    """The env a figure was measured on, with the difference from ours spelt out:
+    "HalfCheetah-v4 (v4 vs our v5)"."""
+    if env_version == env_id:
+        return env_version
+    theirs, ours = re.fullmatch(r"(.+)-v(\d+)", env_version), re.fullmatch(r"(.+)-v(\d+)", env_id)
+    if theirs and ours and theirs.group(1) == ours.group(1):
+        return f"{env_version} (v{theirs.group(2)} vs our v{ours.group(2)})"
+    return f"{env_version} (vs our {env_id})"
+
+
+REFERENCE_COLUMNS = ["env_id", "algo", "runs", "budget_min", "budget_max", "final_eval_mean",
+                     "final_eval_mean_ci_low", "final_eval_mean_ci_high", "library", "env_version",
+                     "ref_mean", "ref_std", "ref_budget", "ref_seeds", "metric", "url", "note", "verdict"]
+
+
+def reference_rows(table: pd.DataFrame, runs: pd.DataFrame,
+                   references: list[dict] | None) -> pd.DataFrame:
+    """Per env x algorithm with runs: our final eval mean with its CI (``table``, from summarize())
+    and budget, beside every published figure for that pair; one row without a figure (NaN/None)
+    where there is none. ``verdict`` says where the figure lies against our CI."""
+    out = []
+    for r in table.itertuples():
+        steps = runs.loc[(runs["env_id"] == r.env_id) & (runs["algo"] == r.algo), "total_steps"]
+        ours = {"env_id": r.env_id, "algo": r.algo, "runs": r.runs, "budget_min": int(steps.min()),
+                "budget_max": int(steps.max()), "final_eval_mean": r.final_eval_mean,
+                "final_eval_mean_ci_low": r.final_eval_mean_ci_low,
+                "final_eval_mean_ci_high": r.final_eval_mean_ci_high}
+        found = [ref for ref in references or [] if (ref["env"], ref["algo"]) == (r.env_id, r.algo)]
+        for ref in found or [None]:
+            row = dict.fromkeys(REFERENCE_COLUMNS) | ours
+            if ref is not None:
+                row.update({
+                    "library": ref["library"], "env_version": ref["env_version"], "ref_mean": ref["mean"],
+                    "ref_std": ref.get("std"), "ref_budget": ref["budget"], "ref_seeds": ref.get("seeds"),
+                    "metric": ref["metric"], "url": ref["url"], "note": ref.get("note"),
+                    "verdict": verdict(ref["mean"], r.final_eval_mean_ci_low, r.final_eval_mean_ci_high)})
+            out.append(row)
+    return pd.DataFrame(out, columns=REFERENCE_COLUMNS).astype({"ref_budget": "Int64", "ref_seeds": "Int64"})
+
+
+def url_target(url: str) -> str:
+    """A URL as a Markdown link target: a space, parenthesis or bracket would end it early."""
+    return urllib.parse.quote(url, safe=":/?#&=%+@~;,!$*'")
+
+
+def _given(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def references_markdown(rows: pd.DataFrame, note: str | None = None) -> str:
+    """One env's reference_rows() as a table, "–" wherever a figure is missing, and the note."""
+    head = ["algorithm", "runs", "our budget (steps)", "our final eval mean [95% CI]",
+            "published mean ± std", "published vs our CI", "source", "measured on", "its budget (steps)",
+            "its seeds", "its metric", "note"]
+    body = []
+    for r in rows.itertuples():
+        budget = f"{r.budget_min:,}" if r.budget_min == r.budget_max else f"{r.budget_min:,}–{r.budget_max:,}"
+        ours = (f"{_num(r.final_eval_mean)} "
+                f"[{_num(r.final_eval_mean_ci_low)}, {_num(r.final_eval_mean_ci_high)}]")
+        if not _given(r.ref_mean):
+            body.append([r.algo, r.runs, budget, ours] + ["–"] * 8)
+            continue
+        published = _num(r.ref_mean) + (f" ± {_num(r.ref_std)}" if _given(r.ref_std) else "")
+        body.append([r.algo, r.runs, budget, ours, published, r.verdict,
+                     f"[{r.library}]({url_target(r.url)})", version_note(r.env_version, r.env_id),
+                     f"{int(r.ref_budget):,}", int(r.ref_seeds) if _given(r.ref_seeds) else "–", r.metric,
+                     r.note if _given(r.note) else "–"])
+    text = markdown_table(head, body)
+    return text + (f"\nNote: {note}.\n" if note else "")
+
+
 # -- tables -------------------------------------------------------------------------
 
 def summarize(runs: pd.DataFrame, reps: int = 2000) -> pd.DataFrame:
@@ -411,6 +697,228 @@ def markdown_table(head: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+# -- across environments (Agarwal et al. 2021) ----------------------------------------------
+
+REFERENCE_ALGO = "ppo"
+FINAL_SCORES = "Final score per run"
+ALL_FINAL_SCORES = "Final scores, every environment"
+ALL_PROFILE = "Performance profile, every environment"
+REFERENCE_RULE = (
+    f"Each env has one reference score, so that every algorithm is measured in the same unit: the "
+    f"highest published {REFERENCE_ALGO.upper()} figure for the env in the references file or, where "
+    f"it lists no {REFERENCE_ALGO.upper()} figure, the highest figure of any algorithm.")
+
+
+def reference_score(references: list[dict] | None, env_id: str) -> dict | None:
+    """The published figure an env's scores are normalized by (REFERENCE_RULE): the highest
+    PPO figure for the env, else the highest of any algorithm, the first in the file on a tie;
+    None when the env has none. PPO is the algorithm with published figures on the most envs."""
+    found = [ref for ref in references or [] if ref["env"] == env_id]
+    pool = [ref for ref in found if ref["algo"] == REFERENCE_ALGO] or found
+    return max(pool, key=lambda ref: ref["mean"]) if pool else None
+
+
+@dataclass
+class CrossEnv:
+    envs: list[str]
+    """every env with runs"""
+    normalized: pd.DataFrame
+    """one row per run on a normalized env: env_id, algo, seed, final_eval_mean, random, reference,
+    normalized_score"""
+    anchors: dict = field(default_factory=dict)  # env -> (random score entry, reference entry)
+    excluded: list = field(default_factory=list)  # (env, reason)
+    aggregates: pd.DataFrame | None = None
+    improvement: pd.DataFrame | None = None
+    notes: list = field(default_factory=list)  # one line per unusable input file
+
+    @property
+    def applies(self) -> bool:
+        """Whether there is more than one env to aggregate across."""
+        return len(self.envs) >= 2
+
+
+def normalize_runs(runs: pd.DataFrame, references: list[dict] | None,
+                   random_scores: dict | None) -> tuple[pd.DataFrame, dict, list]:
+    """(normalized runs, anchors, excluded) as in CrossEnv: each run's final eval mean on its
+    env's scale, random -> 0 and reference_score() -> 1. An env without a random score or a
+    reference, or whose reference does not exceed random (no scale), is excluded with the reason."""
+    parts, anchors, excluded = [], {}, []
+    for env_id, group in runs.groupby("env_id", sort=True):
+        rnd = (random_scores or {}).get(env_id)
+        ref = reference_score(references, env_id)
+        reasons = [] if rnd is not None else ["no random score"]
+        reasons += [] if ref is not None else ["no published reference"]
+        if rnd is not None and ref is not None and not ref["mean"] > rnd["mean"]:
+            reasons.append(f"its reference {ref['mean']:g} does not exceed the random score {rnd['mean']:g}")
+        if reasons:
+            excluded.append((env_id, "; ".join(reasons)))
+            continue
+        anchors[env_id] = (rnd, ref)
+        part = group[["env_id", "algo", "seed", "final_eval_mean"]].assign(random=rnd["mean"],
+                                                                             reference=ref["mean"])
+        part["normalized_score"] = normalize(part["final_eval_mean"], rnd["mean"], ref["mean"])
+        parts.append(part)
+    columns = ["env_id", "algo", "seed", "final_eval_mean", "random", "reference", "normalized_score"]
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    return frame, anchors, excluded
+
+
+def cross_env(runs: pd.DataFrame, references: list[dict] | None, random_scores: dict | None,
+              reps: int = 2000, notes: list | None = None) -> CrossEnv:
+    """Normalized scores and their aggregates across envs, each with a 95% stratified bootstrap CI.
+
+    Per algorithm, over all its runs on the normalized envs pooled: IQM and optimality gap
+    (strata: envs). For every ordered pair of algorithms: P(X > Y) over the envs both ran
+    (strata: env x algorithm). Nothing is computed with fewer than two envs with runs.
+    """
+    envs = sorted(runs["env_id"].unique())
+    normalized, anchors, excluded = normalize_runs(runs, references, random_scores)
+    result = CrossEnv(envs, normalized, anchors, excluded, notes=[n for n in notes or [] if n])
+    if not result.applies:
+        return result
+    rows = []
+    for algo in algos_in(runs):
+        mine = normalized[normalized["algo"] == algo]
+        row = {"algo": algo, "runs": len(mine), "envs": mine["env_id"].nunique()}
+        for name, statistic in (("iqm", iqm), ("optimality_gap", optimality_gap)):
+            point, low, high = (bootstrap_ci(mine["normalized_score"], statistic, reps, groups=mine["env_id"])
+                                if len(mine) else (np.nan,) * 3)
+            row.update({name: point, f"{name}_ci_low": low, f"{name}_ci_high": high})
+        rows.append(row)
+    result.aggregates = pd.DataFrame(rows)
+    pairs = []
+    ran = [a for a in algos_in(runs) if (normalized["algo"] == a).any()]
+    for x in ran:
+        for y in ran:
+            if x == y:
+                continue
+            both = set(normalized.loc[normalized["algo"] == x, "env_id"]) \
+                & set(normalized.loc[normalized["algo"] == y, "env_id"])
+            pair = normalized[normalized["algo"].isin([x, y]) & normalized["env_id"].isin(both)]
+            point = low = high = np.nan
+            if both:
+                algos, envs = pair["algo"].to_numpy(), pair["env_id"].to_numpy()
+                statistic = functools.partial(probability_of_improvement, algos=algos, envs=envs, x=x, y=y)
+                point, low, high = bootstrap_ci(pair["normalized_score"], statistic, reps,
+                                                groups=list(zip(envs, algos)))
+            pairs.append({"algo": x, "versus": y, "envs": len(both), "runs": len(pair),
+                          "point": point, "ci_low": low, "ci_high": high})
+    result.improvement = pd.DataFrame(pairs, columns=["algo", "versus", "envs", "runs", "point", "ci_low",
+                                                      "ci_high"])
+    return result
+
+
+def cross_env_table(cx: CrossEnv) -> pd.DataFrame:
+    """cross_env.csv: one row per statistic (iqm, optimality_gap: per algorithm;
+    probability_of_improvement: per ordered pair, P(algo > versus)) with its CI, runs and envs."""
+    columns = ["statistic", "algo", "versus", "point", "ci_low", "ci_high", "runs", "envs"]
+    rows = []
+    for r in (cx.aggregates.to_dict("records") if cx.aggregates is not None else []):
+        for name in ("iqm", "optimality_gap"):
+            rows.append({"statistic": name, "algo": r["algo"], "versus": None, "point": r[name],
+                         "ci_low": r[f"{name}_ci_low"], "ci_high": r[f"{name}_ci_high"], "runs": r["runs"],
+                         "envs": r["envs"]})
+    for r in (cx.improvement.to_dict("records") if cx.improvement is not None else []):
+        rows.append({"statistic": "probability_of_improvement", **{c: r[c] for c in columns[1:]}})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _ci(point, low, high, digits: int = 2) -> str:
+    if not _given(point):
+        return "–"
+    return f"{_num(point, digits)} [{_num(low, digits)}, {_num(high, digits)}]"
+
+
+def anchor(title: str) -> str:
+    """The fragment GitHub gives a Markdown heading: lower case, punctuation dropped, spaces as '-'."""
+    return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+
+
+def cross_env_markdown(cx: CrossEnv, reps: int, images: dict | None = None, level: int = 2) -> str:
+    """The cross-env page: IQM and optimality gap, the P(X > Y) matrix, the plots named in
+    ``images`` (title -> file), the normalization with its sources, the excluded envs."""
+    h = "#" * level
+    lines = [f"{h} Across environments", ""]
+    if not cx.applies:
+        only = cx.envs[0] if cx.envs else "none"
+        return "\n".join(lines + [f"Only one environment has runs ({only}), so there is nothing to "
+                                  "aggregate across environments.", ""])
+    used = list(cx.anchors)
+    lines += [
+        (f"Scores from all {len(used)} environments with runs" if len(used) == len(cx.envs) else
+         f"Scores from {len(used)} of the {len(cx.envs)} environments with runs"
+         + (f" ({', '.join(used)})" if used else "")) + ", each run's final eval mean normalized as "
+        "(score − random) / (reference − random): 0 is a uniformly random policy (its return measured "
+        "by the suite, `random_scores.json`), 1 the env's published reference (`references.toml`). "
+        f"{REFERENCE_RULE} A reference may come from another env version, budget or metric (below, and "
+        "each env's *Published references*), so 1 means matching that figure, not a like-for-like tie.",
+        "",
+    ]
+    head = ["algorithm", "runs", "envs", "IQM [95% CI]", "optimality gap [95% CI]"]
+    rows = [[r.algo, r.runs, f"{r.envs}/{len(used)}", _ci(r.iqm, r.iqm_ci_low, r.iqm_ci_high),
+             _ci(r.optimality_gap, r.optimality_gap_ci_low, r.optimality_gap_ci_high)]
+            for r in cx.aggregates.itertuples()]
+    short = [r.algo for r in cx.aggregates.itertuples() if 0 < r.envs < len(used)]
+    lines += [markdown_table(head, rows),
+              "IQM: the mean of the middle 50% of an algorithm's normalized scores, over all its runs on "
+              "the normalized envs pooled (an env with more runs weighs more). Optimality gap: the mean "
+              "of max(0, 1 − score), how far runs fall short of the reference (lower is better). "
+              f"95% stratified bootstrap CIs: each env's runs resampled on their own ({reps} resamples, "
+              f"random state {RANDOM_STATE}; Agarwal et al. 2021)."
+              + (f" Not every algorithm ran on every env ({', '.join(short)}): those figures cover "
+                 "fewer envs and compare less directly." if short else ""), ""]
+    algos = list(dict.fromkeys(cx.improvement["algo"])) if cx.improvement is not None else []
+    lines += [f"{h}# Probability of improvement", ""]
+    if len(algos) >= 2:
+        cell = {(r.algo, r.versus): r for r in cx.improvement.itertuples()}
+        matrix = []
+        for x in algos:
+            row = [x]
+            for y in algos:
+                r = cell.get((x, y))
+                text = "–" if r is None else _ci(r.point, r.ci_low, r.ci_high)
+                if r is not None and _given(r.point) and r.envs < len(used):
+                    text += f" ({_count(r.envs, 'env')})"
+                row.append(text)
+            matrix.append(row)
+        lines += [markdown_table(["P(row > column)", *algos], matrix),
+                  "P(X > Y): per env, the probability that a run of X (row) ends with a higher score than "
+                  "a run of Y (column), ties counting ½ (the Mann–Whitney statistic), averaged over the envs "
+                  "both ran, each env weighing the same; 95% CIs from resampling each env × algorithm's "
+                  "runs on their own (Agarwal et al. 2021). Above 0.5: X tends to do better.", ""]
+    else:
+        lines += ["–: it needs normalized runs of at least two algorithms.", ""]
+    for title, name in (images or {}).items():
+        lines += [f"{h}# {title}", "", f"![{title}]({link_target(name)})", ""]
+    lines += [f"{h}# Normalization", ""]
+    if cx.anchors:
+        head = ["env", "runs", "random score (episodes)", "reference score", "from", "measured on",
+                "its budget (steps)"]
+        rows = []
+        for env_id, (rnd, ref) in cx.anchors.items():
+            episodes = f" ({rnd['episodes']:,})" if _given(rnd.get("episodes")) else ""
+            rows.append([env_id, int((cx.normalized["env_id"] == env_id).sum()),
+                         f"{rnd['mean']:.1f}{episodes}", f"{ref['mean']:.1f}",
+                         f"{ref['algo']}, [{ref['library']}]({url_target(ref['url'])})",
+                         version_note(ref["env_version"], env_id), f"{ref['budget']:,}"])
+        lines.append(markdown_table(head, rows))
+    else:
+        lines += ["–: no environment has both a random score and a published reference.", ""]
+    if cx.excluded:
+        lines += ["Excluded from the aggregates:", ""]
+        lines += [f"- `{env_id}`: {reason}" for env_id, reason in cx.excluded]
+        lines.append("")
+    lines += ["Machine-readable: [cross_env.csv](cross_env.csv) (every figure above with its CI), "
+              "[normalized_scores.csv](normalized_scores.csv) (every run's normalized score).", ""]
+    for note in cx.notes:
+        lines += [f"Note: {note}.", ""]
+    return "\n".join(lines)
 
 
 # -- plots ------------------------------------------------------------------------------
@@ -540,19 +1048,47 @@ def plot_seed_curves(env_id: str, evals: pd.DataFrame, threshold, path: Path):
     plt.close(fig)
 
 
-def plot_final_scores(env_id: str, runs: pd.DataFrame, reps: int, path: Path):
-    plt = _plt()
+def _final_score_panel(ax, runs: pd.DataFrame, reps: int, marker_size: float = 5) -> None:
+    """Every run's final score as a dot per algorithm, and the IQM with its 95% CI beside them."""
     algos = algos_in(runs)
-    fig, ax = plt.subplots(figsize=(max(7.0, 1.6 * len(algos) + 3), 4.5), constrained_layout=True)
     values = {a: runs.loc[runs["algo"] == a, "final_eval_mean"].to_numpy(float) for a in algos}
     _strip(ax, algos, values)
     for i, algo in enumerate(algos):
         point, low, high = bootstrap_ci(values[algo], iqm, reps)
         ax.errorbar(i + 0.3, point, yerr=[[point - low], [high - point]], fmt="D", color="black",
-                    ms=5, capsize=4, zorder=4, label="IQM, 95% CI" if i == 0 else None)
+                    ms=marker_size, capsize=4, zorder=4, label="IQM, 95% CI" if i == 0 else None)
+
+
+def plot_final_scores(env_id: str, runs: pd.DataFrame, reps: int, path: Path):
+    plt = _plt()
+    algos = algos_in(runs)
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.6 * len(algos) + 3), 4.5), constrained_layout=True)
+    _final_score_panel(ax, runs, reps)
     ax.set_ylabel("final eval return (100 greedy episodes)")
     ax.set_title(f"{env_id}: final score per run")
     ax.legend(loc="lower right")
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_final_scores_all_envs(runs: pd.DataFrame, reps: int, path: Path, columns: int = 4):
+    """Small multiples: one panel per env (its own return scale), as plot_final_scores() draws it."""
+    plt = _plt()
+    envs = sorted(runs["env_id"].unique())
+    ncols = min(columns, len(envs))
+    nrows = math.ceil(len(envs) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.9 * nrows + 0.4), constrained_layout=True,
+                             squeeze=False)
+    for ax, env_id in zip(axes.flat, envs):
+        _final_score_panel(ax, runs[runs["env_id"] == env_id], reps, marker_size=4)
+        ax.set_title(env_id, fontsize=10)
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+        ax.tick_params(axis="y", labelsize=8)
+    for ax in axes.flat[len(envs):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("final eval return")
+    fig.suptitle("Final score per run (dots) and IQM with 95% CI (diamonds), each env on its own scale")
     fig.savefig(path)
     plt.close(fig)
 
@@ -566,10 +1102,10 @@ def plot_steps_to_solve(env_id: str, runs: pd.DataFrame, path: Path):
     _strip(ax, algos, values)
     labels = [f"{a}\n{len(values[a])}/{int((runs['algo'] == a).sum())} solved" for a in algos]
     ax.set_xticks(range(len(algos)), labels)
-    for i, algo in enumerate(algos):
-        if len(values[algo]):
-            ax.hlines(np.median(values[algo]), i - 0.25, i + 0.25, color="black", lw=2, zorder=4,
-                      label="median" if i == 0 else None)
+    drawn = [i for i, algo in enumerate(algos) if len(values[algo])]
+    for i in drawn:
+        ax.hlines(np.median(values[algos[i]]), i - 0.25, i + 0.25, color="black", lw=2, zorder=4,
+                  label="median" if i == drawn[0] else None)
     ax.set_ylim(bottom=0)
     ax.set_ylabel("env steps to the first solving evaluation")
     ax.set_title(f"{env_id}: steps to solve per run (unsolved runs not drawn)")
@@ -579,23 +1115,53 @@ def plot_steps_to_solve(env_id: str, runs: pd.DataFrame, path: Path):
     plt.close(fig)
 
 
-def plot_performance_profile(env_id: str, runs: pd.DataFrame, reps: int, path: Path):
-    plt = _plt()
-    scores_all = runs["final_eval_mean"].to_numpy(float)
-    taus = np.linspace(0, max(scores_all.max(), 1.0) * 1.02, 101)
-    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+def profile_taus(scores, points: int = 101) -> np.ndarray:
+    """Thresholds from 0 (or 2% below the lowest score, if that is negative) to 2% above the
+    highest score (at least to 1), so returns below zero (Pendulum) still show a profile."""
+    scores = np.asarray(scores, dtype=float)
+    return np.linspace(min(0.0, scores.min() * 1.02), max(scores.max(), 1.0) * 1.02, points)
+
+
+def _draw_profiles(ax, runs: pd.DataFrame, column: str, taus, reps: int, strata: str | None = None,
+                   label=lambda algo, runs: algo) -> None:
+    """Each algorithm's performance profile of ``column`` with its 95% bootstrap band; with
+    ``strata`` (a column) the bootstrap resamples the runs of each stratum on their own."""
     for algo in algos_in(runs):
-        scores = runs.loc[runs["algo"] == algo, "final_eval_mean"].to_numpy(float)
+        mine = runs[runs["algo"] == algo]
         profile, low, high = bootstrap_ci(
-            scores, lambda x, axis: performance_profile(np.moveaxis(x, axis, -1), taus), reps)
+            mine[column].to_numpy(float), lambda x, axis: performance_profile(np.moveaxis(x, axis, -1), taus),
+            reps, groups=None if strata is None else mine[strata].to_numpy())
         colour = algo_colour(algo)
-        ax.step(taus, profile, where="post", color=colour, lw=1.8, label=algo)
+        ax.step(taus, profile, where="post", color=colour, lw=1.8, label=label(algo, mine))
         ax.fill_between(taus, low, high, step="post", color=colour, alpha=0.15, lw=0)
-    ax.set_xlabel("final eval return threshold τ")
     ax.set_ylabel("fraction of runs with score > τ")
     ax.set_ylim(-0.02, 1.02)
+
+
+def plot_performance_profile(env_id: str, runs: pd.DataFrame, reps: int, path: Path):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    _draw_profiles(ax, runs, "final_eval_mean", profile_taus(runs["final_eval_mean"]), reps)
+    ax.set_xlabel("final eval return threshold τ")
     ax.set_title(f"{env_id}: performance profile (95% CI band)")
     ax.legend(loc="lower left")
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_performance_profile_all_envs(normalized: pd.DataFrame, reps: int, path: Path):
+    """The profile of normalized scores over every env's runs (Agarwal et al. 2021, fig. 5), the
+    band from the stratified bootstrap (each env's runs resampled on their own)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), constrained_layout=True)
+    _draw_profiles(ax, normalized, "normalized_score", profile_taus(normalized["normalized_score"]), reps,
+                   strata="env_id",
+                   label=lambda algo, mine: f"{algo} ({_count(len(mine), 'run')}, "
+                                            f"{_count(mine['env_id'].nunique(), 'env')})")
+    ax.axvline(1.0, color="0.4", ls="--", lw=1, label="reference score")
+    ax.set_xlabel("normalized score threshold τ (0: random policy, 1: reference)")
+    ax.set_title("Every env: performance profile of normalized scores (95% stratified CI band)")
+    ax.legend(loc="lower left", fontsize=9)
     fig.savefig(path)
     plt.close(fig)
 
@@ -649,13 +1215,25 @@ def runs_markdown(runs: pd.DataFrame, videos_dir: Path, out: Path) -> str:
 
 
 def write_report(loaded: Loaded, table: pd.DataFrame, plots: dict, results_dir: Path,
-                 videos_dir: Path, out: Path, reps: int) -> Path:
+                 videos_dir: Path, out: Path, reps: int, references: dict | None = None,
+                 across: str | None = None) -> Path:
+    """report.md: ``across`` (the cross-env section, Markdown) first, then the summary table and
+    one section per env, which opens with ``references[env_id]`` (its published references)."""
     n_runs = len(loaded.runs)
+    several = len(plots) >= 2
     lines = [
         "# Comparison report", "",
         f"Generated {time.strftime('%Y-%m-%d %H:%M %Z')} by `aggregate_results.py` from "
         f"`{results_dir}`: {n_runs} completed run(s) loaded, {len(loaded.skipped)} skipped"
         + (" (listed at the end)." if loaded.skipped else "."), "",
+    ]
+    if several:  # with a dozen envs the page is long: say where everything is
+        lines += ["Sections: [Across environments](#across-environments) · [Summary](#summary) · "
+                  + " · ".join(f"[{env_id}](#{anchor(env_id)})" for env_id in plots)
+                  + " · [Runs](#runs)", ""]
+    if across:
+        lines += [across]
+    lines += [
         "## Summary", "",
         summary_markdown(table),
         f"Steps and time to solve: the first periodic greedy evaluation whose mean reaches the "
@@ -672,7 +1250,14 @@ def write_report(loaded: Loaded, table: pd.DataFrame, plots: dict, results_dir: 
     ]
     for env_id, files in plots.items():
         lines += [f"## {env_id}", ""]
+        if references and env_id in references:
+            lines += ["### Published references", "", references[env_id]]
         for title, name in files:
+            if several and title == FINAL_SCORES:  # drawn once for all envs in the section above
+                lines += [f"{title}: with every other env under "
+                          f"[{ALL_FINAL_SCORES}](#{anchor(ALL_FINAL_SCORES)}) "
+                          f"([this env alone]({link_target(name)})).", ""]
+                continue
             lines += [f"### {title}", "", f"![{title}]({link_target(name)})", ""]
     lines += ["## Runs", "", runs_markdown(loaded.runs, videos_dir, out)]
     if loaded.skipped:
@@ -704,6 +1289,12 @@ def build_parser() -> OneLineParser:
                    help="root of the videos tree, linked from the report when present")
     p.add_argument("--reps", type=reps_count, default=2000, metavar="N",
                    help=f"bootstrap resamples, {MIN_REPS} to {MAX_REPS:,}")
+    p.add_argument("--references", default=str(REFERENCES_FILE), metavar="FILE",
+                   help="published figures to compare with: [[reference]] tables (env, algo, library, "
+                        "env_version, mean, std, budget, seeds, metric, url, note); missing: columns show –")
+    p.add_argument("--random-scores", default=str(RANDOM_SCORES_FILE), metavar="FILE",
+                   help="a uniformly random policy's return per env (JSON), the 0 of the normalized "
+                        "scores; missing: no cross-env aggregate")
     return p
 
 
@@ -750,6 +1341,15 @@ def _main(argv) -> int:
     table = summarize(loaded.runs, args.reps)
     table.to_csv(out / "summary.csv", index=False)
     (out / "summary.md").write_text("# Summary\n\n" + summary_markdown(table), encoding="utf-8")
+    references, references_note = _load_references(args.references)
+    random_scores, random_note = _load_random_scores(args.random_scores)
+    for note in (references_note, random_note):
+        if note:
+            print(f"note: {note}")
+    compared = reference_rows(table, loaded.runs, references)
+    compared.to_csv(out / "references.csv", index=False)
+    references_md = {env_id: references_markdown(rows, references_note)
+                     for env_id, rows in compared.groupby("env_id", sort=False)}
 
     plots = {}
     for env_id in sorted(loaded.runs["env_id"].unique()):
@@ -760,7 +1360,7 @@ def _main(argv) -> int:
         files = [
             ("Learning curves", f"learning_curves_{name}.png"),
             ("Every seed", f"seed_curves_{name}.png"),
-            ("Final score per run", f"final_scores_{name}.png"),
+            (FINAL_SCORES, f"final_scores_{name}.png"),
             ("Steps to solve", f"steps_to_solve_{name}.png"),
             ("Performance profile", f"performance_profile_{name}.png"),
         ]
@@ -771,7 +1371,19 @@ def _main(argv) -> int:
         plot_steps_to_solve(env_id, runs, out / files[3][1])
         plot_performance_profile(env_id, runs, args.reps, out / files[4][1])
         plots[env_id] = files
-    report = write_report(loaded, table, plots, results_dir, videos_dir, out, args.reps)
+    cx = cross_env(loaded.runs, references, random_scores, args.reps, notes=[references_note, random_note])
+    images = {}
+    if cx.applies and not cx.normalized.empty:
+        plot_performance_profile_all_envs(cx.normalized, args.reps, out / "performance_profile_all_envs.png")
+        images[ALL_PROFILE] = "performance_profile_all_envs.png"
+    if cx.applies:
+        plot_final_scores_all_envs(loaded.runs, args.reps, out / "final_scores_all_envs.png")
+        images[ALL_FINAL_SCORES] = "final_scores_all_envs.png"
+    cross_env_table(cx).to_csv(out / "cross_env.csv", index=False)
+    cx.normalized.to_csv(out / "normalized_scores.csv", index=False)
+    (out / "cross_env.md").write_text(cross_env_markdown(cx, args.reps, images, level=1), encoding="utf-8")
+    report = write_report(loaded, table, plots, results_dir, videos_dir, out, args.reps, references_md,
+                          cross_env_markdown(cx, args.reps, images))
     print(summary_markdown(table), end="")
     print(f"report: {report} ({len(loaded.runs)} run(s) loaded, {len(loaded.skipped)} skipped)")
     return 0

@@ -70,6 +70,93 @@ def test_performance_profile_counts_runs_strictly_above_tau():
     np.testing.assert_allclose(batch, [[0.5], [1.0]])
 
 
+def test_performance_profile_with_unsorted_taus_keeps_their_order():
+    np.testing.assert_allclose(agg.performance_profile([100, 200, 300, 400], [300, 0, 500, 150]),
+                               [0.25, 1.0, 0.0, 0.75])
+
+
+# -- across environments (Agarwal et al. 2021) ---------------------------------------------
+
+def test_normalization_maps_random_to_0_and_the_reference_to_1():
+    np.testing.assert_allclose(agg.normalize([10.0, 110.0, 60.0, 210.0], 10.0, 110.0), [0, 1, 0.5, 2])
+    # negative returns (Pendulum-like): the unit still runs from random to reference
+    np.testing.assert_allclose(agg.normalize([-1200.0, -200.0, -700.0], -1200.0, -200.0), [0, 1, 0.5])
+
+
+def test_iqm_of_normalized_scores_pools_the_runs_of_every_env():
+    a = agg.normalize([0.0, 50.0, 100.0, 150.0], 0.0, 100.0)  # 0, .5, 1, 1.5
+    b = agg.normalize([-100.0, 0.0, 100.0, 300.0], -100.0, 100.0)  # 0, .5, 1, 2
+    # sorted: 0 0 | .5 .5 1 1 | 1.5 2
+    assert agg.iqm(np.concatenate([a, b])) == pytest.approx(0.75)
+
+
+def test_optimality_gap_counts_only_the_shortfall_below_the_target():
+    assert agg.optimality_gap([0.0, 0.5, 1.0, 1.5]) == pytest.approx((1 + 0.5 + 0 + 0) / 4)
+    assert agg.optimality_gap([2.0, 3.0]) == 0.0  # overshooting earns nothing
+    assert agg.optimality_gap([0.2, 0.9], gamma=0.5) == pytest.approx(0.15)
+    np.testing.assert_allclose(agg.optimality_gap(np.array([[0.0, 1.0], [0.5, 0.5]]), axis=1), [0.5, 0.5])
+
+
+def test_mann_whitney_counts_ties_as_half():
+    assert agg.mann_whitney([5.0, 6.0], [1.0, 2.0, 3.0]) == 1.0
+    assert agg.mann_whitney([1.0, 2.0, 3.0], [5.0, 6.0]) == 0.0
+    assert agg.mann_whitney([4.0, 4.0], [4.0, 4.0, 4.0]) == 0.5
+    # 1 beats none of 2, 2, 3; 3 beats both 2s and ties with 3: (0 + 0 + 0 + 1 + 1 + 0.5) / 6
+    assert agg.mann_whitney([1.0, 3.0], [2.0, 2.0, 3.0]) == pytest.approx(5 / 12)
+
+
+def test_probability_of_improvement_averages_over_the_envs_both_ran():
+    scores = [9.0, 8.0, 1.0, 2.0, 1.0, 3.0, 2.0, 2.0, 3.0, 100.0]
+    algos = ["x", "x", "y", "y", "x", "x", "y", "y", "y", "x"]
+    envs = ["A", "A", "A", "A", "B", "B", "B", "B", "B", "C"]  # C: only x ran, so it does not count
+    p = agg.probability_of_improvement(scores, algos, envs, "x", "y")
+    assert p == pytest.approx((1.0 + 5 / 12) / 2)
+    assert agg.probability_of_improvement(scores, algos, envs, "y", "x") == pytest.approx(1 - p)
+    assert np.isnan(agg.probability_of_improvement(scores, algos, envs, "x", "z"))
+
+
+def test_stratified_bootstrap_keeps_every_stratum_its_size():
+    # stratum a: 2 runs scoring 0; stratum b: 50 runs scoring 1. Resampled within strata,
+    # every replicate holds 2 zeros and 50 ones, so the mean is 50/52 in all of them.
+    scores = np.r_[np.zeros(2), np.ones(50)]
+    groups = ["a"] * 2 + ["b"] * 50
+    assert agg.bootstrap_ci(scores, agg.mean, groups=groups) == (50 / 52, 50 / 52, 50 / 52)
+    _, low, high = agg.bootstrap_ci(scores, agg.mean)  # pooled: the share of zeros varies
+    assert low < 50 / 52 < high
+
+
+def test_stratified_bootstrap_draws_position_j_from_the_stratum_of_run_j():
+    replicates = []
+
+    def spy(x, axis):
+        if axis == 1:
+            replicates.append(x)
+        return agg.mean(x, axis)
+
+    values = np.arange(12.0)  # runs 0-2 in stratum "b", 3-11 in "a": each value names its run
+    agg.bootstrap_ci(values, spy, reps=300, groups=["b"] * 3 + ["a"] * 9)
+    (r,) = replicates
+    assert r.shape == (300, 12)
+    assert (r[:, :3] <= 2).all() and (r[:, 3:] >= 3).all()
+    assert len(np.unique(r[:, 3:])) == 9  # and it does resample: every run of "a" is drawn somewhere
+    with pytest.raises(ValueError, match="groups names 2 runs"):
+        agg.bootstrap_ci(values, agg.mean, groups=["a", "b"])
+
+
+def test_one_stratum_gives_exactly_the_unstratified_bootstrap():
+    scores = np.array([410.0, 450.0, 480.0, 495.0, 500.0, 120.0])
+    assert agg.bootstrap_ci(scores, agg.iqm) == agg.bootstrap_ci(scores, agg.iqm, groups=["env"] * 6)
+
+
+def test_bootstrap_of_a_clear_improvement_is_certain():
+    scores = [9.0, 8.0, 1.0, 2.0, 7.0, 6.0, 3.0, 3.0]
+    algos = ["x", "x", "y", "y"] * 2
+    envs = ["A"] * 4 + ["B"] * 4
+    stat = lambda s, axis: agg.probability_of_improvement(s, algos, envs, "x", "y", axis)  # noqa: E731
+    groups = list(zip(envs, algos))
+    assert agg.bootstrap_ci(scores, stat, reps=500, groups=groups) == (1.0, 1.0, 1.0)
+
+
 def test_resample_interpolates_and_carries_the_last_value_forward():
     out = agg.resample([10, 20], [0, 10], np.array([5, 10, 15, 20, 30]))
     np.testing.assert_allclose(out, [np.nan, 0, 5, 10, 10])
@@ -316,3 +403,265 @@ def test_video_links_with_spaces_are_percent_encoded(tree, tmp_path):
     clip.write_bytes(b"\x00")
     link = agg.video_links(videos, tmp_path / "out", "CartPole-v1", "ppo", 2)
     assert link == "[episode 0](../my%20videos/CartPole-v1/ppo/seed_2/episode_0.mp4)"
+
+
+# -- published references and random scores ------------------------------------------------
+
+def reference(env: str = "CartPole-v1", algo: str = "ppo", mean: float = 200.0, **fields) -> dict:
+    """One [[reference]] table as references.toml holds it."""
+    entry = {"env": env, "algo": algo, "library": "SB3 rl-zoo", "env_version": env, "mean": mean,
+             "std": 10.0, "budget": 100_000, "seeds": 10, "metric": "mean return, 10 greedy episodes",
+             "url": "https://example.org/zoo (benchmark)"}
+    return entry | fields
+
+
+def write_references(path: Path, entries: list[dict]) -> Path:
+    lines = []
+    for entry in entries:
+        lines.append("[[reference]]")
+        # JSON strings and numbers are TOML; None leaves the field out
+        lines += [f"{key} = {json.dumps(value)}" for key, value in entry.items() if value is not None]
+        lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def test_references_load_and_unusable_tables_are_named(tmp_path):
+    path = write_references(tmp_path / "references.toml", [
+        reference(), reference(mean="high"), reference(algo="sac"), reference(budget=0),
+        {k: v for k, v in reference(note="x").items() if k != "std"}])
+    refs, note = agg._load_references(path)
+    assert [(r["algo"], r["mean"], r["std"]) for r in refs] == [("ppo", 200.0, 10.0), ("ppo", 200.0, None)]
+    assert note.startswith(f"{path}: 3 of 5 reference(s) ignored (reference 2 has mean='high'; "
+                           "reference 3 has algo='sac', not one of policy_gradient")
+    assert agg._load_references(write_references(tmp_path / "one.toml", [reference()]))[1] is None
+
+
+@pytest.mark.parametrize("content,fragment", [
+    (None, "not found (--references)"),
+    ("[[reference]]\nenv = ", "cannot be parsed (--references)"),
+    (b"\xff\xfe", "is not UTF-8 text (--references)"),
+    ("reference = 3\n", "'reference' is not a list"),
+    ("", "holds no [[reference]] tables"),
+])
+def test_a_references_file_that_cannot_be_used_is_a_note(tmp_path, content, fragment):
+    path = tmp_path / "references.toml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    refs, note = agg._load_references(path)
+    assert not refs and fragment in note and "\n" not in note
+
+
+@pytest.mark.parametrize("content,fragment", [
+    (None, "not found (--random-scores)"),
+    ("{", "cannot be parsed (--random-scores)"),
+    ("[1, 2]", "is not a JSON object"),
+    ("[" * 100_000 + "]" * 100_000, "cannot be parsed"),
+])
+def test_a_random_scores_file_that_cannot_be_used_is_a_note(tmp_path, content, fragment):
+    path = tmp_path / "random_scores.json"
+    if content is not None:
+        path.write_text(content)
+    scores, note = agg._load_random_scores(path)
+    assert scores is None and fragment in note and "\n" not in note
+
+
+def test_random_scores_load_and_unusable_envs_are_named(tmp_path):
+    path = tmp_path / "random_scores.json"
+    path.write_text(json.dumps({"CartPole-v1": {"mean": 22.3, "std": 11.0, "episodes": 1000, "seed": 0,
+                                                "command": "python x.py"},
+                                "Hopper-v5": {"std": 1.0}, "Pendulum-v1": {"mean": -1200}}))
+    scores, note = agg._load_random_scores(path)
+    assert scores["CartPole-v1"]["mean"] == 22.3 and scores["Pendulum-v1"]["mean"] == -1200.0
+    assert "Hopper-v5" not in scores
+    assert note == f"{path}: 1 of 3 env(s) ignored (Hopper-v5 lacks 'mean')"
+
+
+def test_verdict_places_a_published_figure_against_our_ci():
+    assert [agg.verdict(x, 10.0, 20.0) for x in (9.9, 10.0, 15.0, 20.0, 20.1)] == \
+        ["below", "inside", "inside", "inside", "above"]
+
+
+def test_version_note_spells_out_a_different_env_version():
+    assert agg.version_note("HalfCheetah-v5", "HalfCheetah-v5") == "HalfCheetah-v5"
+    assert agg.version_note("HalfCheetah-v4", "HalfCheetah-v5") == "HalfCheetah-v4 (v4 vs our v5)"
+    assert agg.version_note("HalfCheetahBulletEnv-v0", "HalfCheetah-v5") == \
+        "HalfCheetahBulletEnv-v0 (vs our HalfCheetah-v5)"
+
+
+def test_reference_table_shows_a_dash_where_no_figure_is_published(tree):
+    runs = agg.load_results(tree).runs
+    table = agg.summarize(runs, reps=500)
+    refs = [reference(mean=200.0), reference(mean=454.0, library="CleanRL", env_version="CartPole-v0",
+                                             note="v0 caps episodes at 200")]
+    rows = agg.reference_rows(table, runs, refs)
+    assert list(rows["algo"]) == ["policy_gradient", "ppo", "ppo"]
+    assert list(rows["verdict"].fillna("–")) == ["–", "below", "inside"]  # our ppo mean: 454
+    text = agg.references_markdown(rows)
+    pg = next(line for line in text.splitlines() if line.startswith("| policy_gradient |"))
+    assert pg == "| policy_gradient | 2 | 40,000 | 451.5 [451.0, 452.0] |" + " – |" * 8
+    assert "| 200.0 ± 10.0 | below | [SB3 rl-zoo](https://example.org/zoo%20%28benchmark%29) |" in text
+    assert "| CartPole-v0 (v0 vs our v1) | 100,000 | 10 | mean return, 10 greedy episodes | v0 caps" in text
+    # no file at all: every figure is "–" and the note says why
+    missing = agg.references_markdown(agg.reference_rows(table, runs, None), "references.toml not found")
+    assert missing.count(" – |" * 8) == 2 and missing.endswith("\nNote: references.toml not found.\n")
+
+
+# -- across environments: normalization, aggregates, the page -----------------------------------
+
+def test_the_reference_score_of_an_env_is_its_best_ppo_figure_else_its_best_figure():
+    refs = [reference("A-v0", "ppo", 90.0), reference("A-v0", "trpo", 300.0), reference("A-v0", "ppo", 120.0),
+            reference("B-v0", "a2c", 40.0), reference("B-v0", "trpo", 70.0, library="first"),
+            reference("B-v0", "trpo", 70.0, library="second")]
+    assert agg.reference_score(refs, "A-v0")["mean"] == 120.0  # PPO's, though TRPO's is higher
+    assert agg.reference_score(refs, "B-v0")["library"] == "first"  # no PPO: the best, first on a tie
+    assert agg.reference_score(refs, "C-v0") is None
+    assert agg.reference_score(None, "A-v0") is None
+
+
+def fake_runs(scores: dict) -> pd.DataFrame:
+    """The columns of load_results().runs that the cross-env analysis reads: {(env, algo): [score, ...]}."""
+    rows = [{"env_id": env, "algo": algo, "seed": seed, "final_eval_mean": score}
+            for (env, algo), values in scores.items() for seed, score in enumerate(values, start=1)]
+    return pd.DataFrame(rows)
+
+
+CROSS_RUNS = {("A-v0", "a2c"): [0.0, 50.0], ("A-v0", "ppo"): [50.0, 100.0, 150.0, 200.0],
+              ("B-v0", "a2c"): [-100.0, 0.0, 100.0, 300.0], ("B-v0", "ppo"): [100.0, 100.0],
+              ("C-v0", "ppo"): [7.0]}
+CROSS_REFS = [reference("A-v0", "ppo", 100.0), reference("B-v0", "trpo", 100.0, env_version="B-v1"),
+              reference("B-v0", "a2c", 50.0), reference("C-v0", "ppo", 10.0)]
+CROSS_RANDOM = {"A-v0": {"mean": 0.0, "episodes": 100}, "B-v0": {"mean": -100.0}}
+
+
+def test_normalized_runs_and_the_envs_left_out():
+    runs = fake_runs(CROSS_RUNS | {("D-v0", "ppo"): [1.0], ("E-v0", "ppo"): [1.0]})
+    refs = CROSS_REFS + [reference("E-v0", "ppo", -5.0)]
+    normalized, anchors, excluded = agg.normalize_runs(runs, refs, CROSS_RANDOM | {"E-v0": {"mean": 0.0}})
+    assert list(anchors) == ["A-v0", "B-v0"]
+    a = normalized[(normalized["env_id"] == "A-v0") & (normalized["algo"] == "ppo")]
+    np.testing.assert_allclose(a["normalized_score"], [0.5, 1.0, 1.5, 2.0])
+    assert excluded == [("C-v0", "no random score"), ("D-v0", "no random score; no published reference"),
+                        ("E-v0", "its reference -5 does not exceed the random score 0")]
+
+
+def test_cross_env_aggregates_match_hand_computed_values():
+    cx = agg.cross_env(fake_runs(CROSS_RUNS), CROSS_REFS, CROSS_RANDOM, reps=500)
+    table = cx.aggregates.set_index("algo")
+    # ppo on A: .5 1 1.5 2, on B: 1 1 -> sorted .5 | 1 1 1 1.5 | 2
+    assert table.loc["ppo", "iqm"] == pytest.approx(1.125)
+    assert table.loc["ppo", "optimality_gap"] == pytest.approx(0.5 / 6)
+    # a2c on A: 0 .5, on B: 0 .5 1 2 -> sorted 0 | 0 .5 .5 1 | 2
+    assert table.loc["a2c", "iqm"] == pytest.approx(0.5)
+    assert table.loc["a2c", "optimality_gap"] == pytest.approx(3 / 6)
+    assert (table.loc["ppo", "runs"], table.loc["ppo", "envs"]) == (6, 2)  # C-v0 has no random score
+    for algo in ("a2c", "ppo"):
+        assert table.loc[algo, "iqm_ci_low"] <= table.loc[algo, "iqm"] <= table.loc[algo, "iqm_ci_high"]
+    pairs = cx.improvement.set_index(["algo", "versus"])
+    # A: ppo beats a2c in 7.5 of 8 pairs; B: in 5 of 8 (1 vs 0, .5, 1, 2 twice)
+    assert pairs.loc[("ppo", "a2c"), "point"] == pytest.approx((7.5 / 8 + 5 / 8) / 2)
+    assert pairs.loc[("a2c", "ppo"), "point"] == pytest.approx(1 - (7.5 / 8 + 5 / 8) / 2)
+    csv = agg.cross_env_table(cx)
+    assert list(csv["statistic"]) == ["iqm", "optimality_gap"] * 2 + ["probability_of_improvement"] * 2
+    text = agg.cross_env_markdown(cx, reps=500)
+    assert text.startswith("## Across environments\n")
+    assert "| ppo | 6 | 2/2 | 1.12 [" in text and "| ppo | 0.78 [" in text
+    assert "- `C-v0`: no random score" in text
+    assert "B-v1 (v1 vs our v0)" in text  # the normalization table names the version the figure is from
+    assert "Scores from 2 of the 3 environments with runs (A-v0, B-v0), each" in text
+    every = {k: v for k, v in CROSS_RUNS.items() if k[0] != "C-v0"}
+    text = agg.cross_env_markdown(agg.cross_env(fake_runs(every), CROSS_REFS, CROSS_RANDOM, reps=200), 200)
+    assert "Scores from all 2 environments with runs, each" in text and "Excluded" not in text
+
+
+def test_cross_env_with_no_usable_input_file_prints_dashes_and_the_notes():
+    notes = ["references.toml not found (--references)", None, "random_scores.json not found (--random-scores)"]
+    cx = agg.cross_env(fake_runs(CROSS_RUNS), None, None, reps=200, notes=notes)
+    assert cx.normalized.empty
+    text = agg.cross_env_markdown(cx, reps=200, level=1)
+    assert text.startswith("# Across environments\n")
+    assert "| a2c | 0 | 0/0 | – | – |" in text and "| ppo | 0 | 0/0 | – | – |" in text
+    assert "–: it needs normalized runs of at least two algorithms." in text
+    assert "–: no environment has both a random score and a published reference." in text
+    assert "- `A-v0`: no random score; no published reference" in text
+    assert text.count("\nNote: ") == 2 and "Note: references.toml not found (--references)." in text
+    assert agg.cross_env_table(cx)["point"].isna().all()
+
+
+def test_cross_env_with_one_env_says_so_in_one_line():
+    cx = agg.cross_env(fake_runs({("A-v0", "ppo"): [50.0]}), CROSS_REFS, CROSS_RANDOM, reps=200)
+    assert not cx.applies and cx.aggregates is None
+    assert agg.cross_env_markdown(cx, reps=200) == (
+        "## Across environments\n\nOnly one environment has runs (A-v0), so there is nothing to aggregate "
+        "across environments.\n")
+
+
+def test_profile_thresholds_reach_below_zero_for_negative_returns():
+    taus = agg.profile_taus([-1500.0, -150.0])
+    assert taus[0] == pytest.approx(-1530.0) and taus[-1] == pytest.approx(1.02)
+    np.testing.assert_allclose(agg.profile_taus([0.0, 500.0])[[0, -1]], [0.0, 510.0])
+
+
+def test_report_of_two_envs_opens_with_the_cross_env_section(tmp_path):
+    results = tmp_path / "results"
+    for seed, final in enumerate([300.0, 400.0, 500.0], start=1):
+        make_run(results, "ppo", seed, final)
+        make_run(results, "a2c", seed, final - 100.0, None)
+        make_run(results, "ppo", seed, -200.0 * seed, None, env_id="Pendulum-v1")
+    make_run(results, "trpo", 1, 50.0, None, env_id="Acrobot-v1")  # neither a random score nor a reference
+    refs = write_references(tmp_path / "references.toml", [
+        reference("CartPole-v1", "ppo", 500.0, env_version="CartPole-v0"),
+        reference("Pendulum-v1", "ppo", -200.0, std=None)])
+    random = tmp_path / "random_scores.json"
+    random.write_text(json.dumps({"CartPole-v1": {"mean": 20.0, "std": 9.0, "episodes": 1000, "seed": 0,
+                                                  "command": "python measure.py"},
+                                  "Pendulum-v1": {"mean": -1200.0, "std": 300.0, "episodes": 1000, "seed": 0,
+                                                  "command": "python measure.py"}}))
+    out = tmp_path / "report"
+    proc = run_script("aggregate_results.py", "--results-dir", results, "--out", out, "--reps", 200,
+                      "--references", refs, "--random-scores", random)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    report = (out / "report.md").read_text()
+    assert report.index("## Across environments") < report.index("## Summary") < report.index("## CartPole-v1")
+    assert "Scores from 2 of the 3 environments with runs (CartPole-v1, Pendulum-v1)" in report
+    assert "- `Acrobot-v1`: no random score; no published reference" in report
+    assert "| trpo | 0 | 0/2 | – | – |" in report  # its only env is left out
+    # CartPole only: a2c's 200, 300, 400 against ppo's 300, 400, 500 win 0 + 1/2 + 3/2 of 9 pairs
+    assert "| P(row > column) | a2c | ppo |\n" in report and "| a2c | – | 0.22 [" in report
+    assert "(1 env) |\n| ppo | 0.78 [" in report
+    for name in ("performance_profile_all_envs.png", "final_scores_all_envs.png"):
+        assert f"]({name})" in report and (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "](final_scores_Pendulum-v1.png)" in report  # each env's own plot is still linked
+    assert report.count("### Published references") == 3
+    # 3 runs of ppo, 300 400 500: a replicate of three 500s has probability 1/27 > 2.5%, so 500 is inside
+    assert "| 500.0 ± 10.0 | inside | [SB3 rl-zoo]" in report and "CartPole-v0 (v0 vs our v1)" in report
+    assert "| trpo | 1 | 40,000 | 50.0 [50.0, 50.0] |" + " – |" * 8 in report
+    cross = (out / "cross_env.md").read_text()
+    assert cross.startswith("# Across environments\n") and "## Probability of improvement" in cross
+    table = pd.read_csv(out / "cross_env.csv")
+    ppo = table[(table["statistic"] == "iqm") & (table["algo"] == "ppo")].iloc[0]
+    # CartPole: (300, 400, 500 - 20) / 480; Pendulum: (-200, -400, -600 + 1200) / 1000: pooled IQM
+    pooled = np.r_[np.array([280.0, 380.0, 480.0]) / 480, [1.0, 0.8, 0.6]]
+    assert ppo["point"] == pytest.approx(agg.iqm(pooled)) and (ppo["runs"], ppo["envs"]) == (6, 2)
+    assert len(pd.read_csv(out / "normalized_scores.csv")) == 9
+
+
+def test_report_without_reference_files_is_written_with_dashes_and_notes(tmp_path):
+    results = tmp_path / "results"
+    for env_id in ("CartPole-v1", "Acrobot-v1"):
+        make_run(results, "ppo", 1, env_id=env_id)
+    out = tmp_path / "report"
+    proc = run_script("aggregate_results.py", "--results-dir", results, "--out", out, "--reps", 200,
+                      "--references", tmp_path / "nowhere.toml", "--random-scores", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"note: {tmp_path / 'nowhere.toml'} not found (--references)" in proc.stdout
+    report = (out / "report.md").read_text()
+    assert f"Note: {tmp_path} cannot be read (--random-scores): Is a directory." in report
+    assert "| ppo | 0 | 0/0 | – | – |" in report
+    assert report.count("| ppo | 1 | 40,000 | 500.0 [500.0, 500.0] |" + " – |" * 8) == 2
+    assert not (out / "performance_profile_all_envs.png").exists()
+    assert (out / "final_scores_all_envs.png").exists()
+    assert pd.read_csv(out / "cross_env.csv")["point"].isna().all()
