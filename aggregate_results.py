@@ -46,6 +46,7 @@ aggregate or bad arguments.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import math
@@ -63,6 +64,7 @@ import numpy as np
 import pandas as pd
 
 # The registry's names and order only: importing an algorithm module is never needed here.
+from rlsuite import scores as score_files
 from rlsuite.algorithms import NAMES, rank as algo_rank
 from rlsuite.cli import OneLineParser, UsageError, check_writable, create_folder, parse_integer
 
@@ -447,36 +449,6 @@ def algos_in(frame: pd.DataFrame) -> list[str]:
 # policy's return measured by the suite. Both are optional inputs: a file that is missing or
 # cannot be used leaves its columns at "–" with a one-line note, never a crash.
 
-NUMBER = (int, float)
-REFERENCE_FIELDS = {  # field -> (types, required)
-    "env": (str, True), "algo": (str, True), "library": (str, True), "env_version": (str, True),
-    "mean": (NUMBER, True), "std": (NUMBER, False), "budget": (int, True), "seeds": (int, False),
-    "metric": (str, True), "url": (str, True), "note": (str, False),
-}
-RANDOM_FIELDS = {"mean": (NUMBER, True), "std": (NUMBER, False), "episodes": (int, False),
-                 "seed": (int, False), "command": (str, False)}
-POSITIVE = ("budget", "seeds", "episodes")  # a count of zero or less is a typo, not a figure
-
-
-def _entry_problem(entry, fields: dict) -> str | None:
-    """Why one table of references.toml (or one env of random_scores.json) cannot be used, else None."""
-    if not isinstance(entry, dict):
-        return "is not a table"
-    for key, (kind, required) in fields.items():
-        if key not in entry:
-            if required:
-                return f"lacks {key!r}"
-            continue
-        value = entry[key]
-        if isinstance(value, bool) or not isinstance(value, kind):
-            return f"has {key}={value!r}"
-        if isinstance(value, float) and not math.isfinite(value):
-            return f"has {key}={value!r}, not a finite number"
-        if (key in POSITIVE and value <= 0) or (key == "std" and value < 0):
-            return f"has {key}={value!r}"
-    return None
-
-
 def _ignored_note(path, problems: list[str], total: int, what: str) -> str | None:
     if not problems:
         return None
@@ -501,8 +473,8 @@ def _read_input(path, argument: str, parse):
 
 def _load_references(path) -> tuple[list[dict] | None, str | None]:
     """The usable [[reference]] tables of references.toml, in file order, and a one-line note
-    (or None). (None, note) when the file is missing, unreadable or not TOML; a table with a
-    missing or mistyped field, or an algorithm outside the registry, is left out and named."""
+    (or None). (None, note) when the file is missing, unreadable or not TOML; a table that
+    rlsuite.scores (the one checker of the file) refuses is left out and named."""
     data, note = _read_input(path, "--references", tomllib.loads)
     if data is None:
         return None, note
@@ -511,38 +483,27 @@ def _load_references(path) -> tuple[list[dict] | None, str | None]:
         return None, f"{path}: 'reference' is not a list of [[reference]] tables (--references)"
     if not tables:
         return [], f"{path} holds no [[reference]] tables (--references)"
-    references, problems = [], []
-    for i, entry in enumerate(tables, start=1):
-        problem = _entry_problem(entry, REFERENCE_FIELDS)
-        if problem is None and entry["algo"] not in NAMES:
-            problem = f"has algo={entry['algo']!r}, not one of {', '.join(NAMES)}"
-        if problem:
-            problems.append(f"reference {i} {problem}")
-            continue
-        ref = {k: entry.get(k) for k in REFERENCE_FIELDS}
-        ref["mean"] = float(ref["mean"])
-        ref["std"] = None if ref["std"] is None else float(ref["std"])
-        references.append(ref)
-    return references, _ignored_note(path, problems, len(tables), "reference(s)")
+    problems: list[str] = []
+    try:
+        refs = score_files.parse_references(data, str(path), problems)
+    except ValueError as exc:
+        return None, f"{exc} (--references)"
+    return [dataclasses.asdict(r) for r in refs], _ignored_note(path, problems, len(tables), "reference(s)")
 
 
 def _load_random_scores(path) -> tuple[dict | None, str | None]:
     """env id -> {"mean", "std", "episodes", "seed", "command"} from random_scores.json, and a
     one-line note (or None); (None, note) when the file is missing, unreadable or not a JSON
-    object. An env whose entry lacks a finite mean is left out and named."""
+    object. An entry rlsuite.scores refuses is left out and named."""
     data, note = _read_input(path, "--random-scores", json.loads)
     if data is None:
         return None, note
     if not isinstance(data, dict):
         return None, f"{path} is not a JSON object of env id -> score (--random-scores)"
-    scores, problems = {}, []
-    for env_id, entry in data.items():
-        problem = _entry_problem(entry, RANDOM_FIELDS)
-        if problem:
-            problems.append(f"{env_id} {problem}")
-            continue
-        scores[env_id] = {k: entry.get(k) for k in RANDOM_FIELDS} | {"mean": float(entry["mean"])}
-    return scores, _ignored_note(path, problems, len(data), "env(s)")
+    problems: list[str] = []
+    good = score_files.check_random_scores(data, str(path), problems)
+    return ({env_id: dict(entry) | {"mean": float(entry["mean"])} for env_id, entry in good.items()},
+            _ignored_note(path, problems, len(data), "env(s)"))
 
 
 def verdict(reference: float, low: float, high: float) -> str:

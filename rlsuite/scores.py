@@ -82,8 +82,11 @@ def _check_value(name: str, value):
     return value
 
 
-def parse_references(data: dict, source: str = "references.toml") -> list[Reference]:
-    """The checked entries of a parsed references file; ValueError names the entry and the problem."""
+def parse_references(data: dict, source: str = "references.toml", problems: list | None = None) -> list[Reference]:
+    """The checked entries of a parsed references file; ValueError names the entry and the problem.
+
+    With ``problems`` (a list; the aggregator's tolerant reading), a bad entry is left out and
+    its one-line message appended there instead; a file-level problem still raises."""
     unknown = set(data) - {"reference"}
     if unknown:
         raise ValueError(f"{source}: unknown top-level key(s) {', '.join(sorted(map(repr, unknown)))}; "
@@ -93,30 +96,41 @@ def parse_references(data: dict, source: str = "references.toml") -> list[Refere
         raise ValueError(f"{source}: 'reference' must be an array of tables, written [[reference]]")
     refs, seen = [], {}
     for index, table in enumerate(tables, start=1):
-        where = f"{source} [[reference]] #{index}"
-        if not isinstance(table, dict):
-            raise ValueError(f"{where}: must be a table of fields")
-        if isinstance(table.get("env"), str) and isinstance(table.get("algo"), str):
-            where += f" ({table['env']}, {table['algo']})"
-        for name in table:
-            if name not in FIELDS:
-                raise ValueError(f"{where}: unknown field {name!r}; fields: {', '.join(FIELDS)}")
-        missing = [name for name in FIELDS if name not in OPTIONAL and name not in table]
-        if missing:
-            raise ValueError(f"{where}: missing required field {missing[0]!r}")
-        values = {}
-        for name, value in table.items():
-            try:
-                values[name] = _check_value(name, value)
-            except ValueError as exc:
-                raise ValueError(f"{where}: {exc}") from None
-        ref = Reference(**values)
-        key = (ref.env, ref.algo, ref.library, ref.budget)
-        if key in seen:
-            raise ValueError(f"{where}: the same env, algo, library and budget as entry #{seen[key]}")
-        seen[key] = index
+        try:
+            ref = _check_reference(table, f"{source} [[reference]] #{index}", seen, index)
+        except ValueError as exc:
+            if problems is None:
+                raise
+            problems.append(str(exc).removeprefix(f"{source} "))
+            continue
         refs.append(ref)
     return refs
+
+
+def _check_reference(table, where: str, seen: dict, index: int) -> Reference:
+    """One [[reference]] table as a Reference; ValueError naming ``where`` and the problem."""
+    if not isinstance(table, dict):
+        raise ValueError(f"{where}: must be a table of fields")
+    if isinstance(table.get("env"), str) and isinstance(table.get("algo"), str):
+        where += f" ({table['env']}, {table['algo']})"
+    for name in table:
+        if name not in FIELDS:
+            raise ValueError(f"{where}: unknown field {name!r}; fields: {', '.join(FIELDS)}")
+    missing = [name for name in FIELDS if name not in OPTIONAL and name not in table]
+    if missing:
+        raise ValueError(f"{where}: missing required field {missing[0]!r}")
+    values = {}
+    for name, value in table.items():
+        try:
+            values[name] = _check_value(name, value)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+    ref = Reference(**values)
+    key = (ref.env, ref.algo, ref.library, ref.budget)
+    if key in seen:
+        raise ValueError(f"{where}: the same env, algo, library and budget as entry #{seen[key]}")
+    seen[key] = index
+    return ref
 
 
 def load_references(path=REFERENCES_FILE) -> list[Reference]:
@@ -178,24 +192,37 @@ def measure_random(env_id: str, episodes: int = 100, seed: int = 0) -> dict:
     return {"mean": float(values.mean()), "std": float(values.std()), "episodes": episodes, "seed": seed}
 
 
-def check_random_scores(data, source: str = "random_scores.json") -> dict[str, dict]:
-    """A random-scores mapping, env id -> {mean, std, episodes, seed, ...}; ValueError names the env."""
+def check_random_scores(data, source: str = "random_scores.json", problems: list | None = None) -> dict[str, dict]:
+    """A random-scores mapping, env id -> {mean, std, episodes, seed, ...}; ValueError names the env.
+
+    With ``problems`` (a list), a bad entry is left out and its message appended there instead."""
     if not isinstance(data, dict):
         raise ValueError(f"{source}: expected an object mapping env ids to scores")
+    good = {}
     for env_id, entry in data.items():
-        where = f"{source}: entry {env_id!r}"
-        if not isinstance(entry, dict):
-            raise ValueError(f"{where}: expected an object with mean, std, episodes, seed")
-        for name in ("mean", "std", "episodes", "seed"):
-            if name not in entry:
-                raise ValueError(f"{where}: missing {name!r}")
-        if not _number(entry["mean"]) or not _number(entry["std"]) or entry["std"] < 0:
-            raise ValueError(f"{where}: mean and std must be finite numbers, std >= 0")
-        for name, low in (("episodes", 1), ("seed", 0)):
-            value = entry[name]
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{where}: {name} must be an integer >= {low}, got {value!r}")
-    return data
+        try:
+            _check_random_entry(env_id, entry, f"{source}: entry {env_id!r}")
+        except ValueError as exc:
+            if problems is None:
+                raise
+            problems.append(str(exc).removeprefix(f"{source}: "))
+            continue
+        good[env_id] = entry
+    return good
+
+
+def _check_random_entry(env_id: str, entry, where: str) -> None:
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where}: expected an object with mean, std, episodes, seed")
+    for name in ("mean", "std", "episodes", "seed"):
+        if name not in entry:
+            raise ValueError(f"{where}: missing {name!r}")
+    if not _number(entry["mean"]) or not _number(entry["std"]) or entry["std"] < 0:
+        raise ValueError(f"{where}: mean and std must be finite numbers, std >= 0")
+    for name, low in (("episodes", 1), ("seed", 0)):
+        value = entry[name]
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{where}: {name} must be an integer >= {low}, got {value!r}")
 
 
 def load_random_scores(path=RANDOM_SCORES_FILE) -> dict[str, dict]:

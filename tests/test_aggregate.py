@@ -429,11 +429,12 @@ def write_references(path: Path, entries: list[dict]) -> Path:
 def test_references_load_and_unusable_tables_are_named(tmp_path):
     path = write_references(tmp_path / "references.toml", [
         reference(), reference(mean="high"), reference(algo="sac"), reference(budget=0),
-        {k: v for k, v in reference(note="x").items() if k != "std"}])
+        {k: v for k, v in reference(note="x", library="CleanRL").items() if k != "std"}])
     refs, note = agg._load_references(path)
     assert [(r["algo"], r["mean"], r["std"]) for r in refs] == [("ppo", 200.0, 10.0), ("ppo", 200.0, None)]
-    assert note.startswith(f"{path}: 3 of 5 reference(s) ignored (reference 2 has mean='high'; "
-                           "reference 3 has algo='sac', not one of policy_gradient")
+    assert note.startswith(f"{path}: 3 of 5 reference(s) ignored ([[reference]] #2 (CartPole-v1, ppo): "
+                           "mean: expected a finite number, got 'high'; [[reference]] #3 (CartPole-v1, sac): "
+                           "algo: unknown algorithm 'sac'")
     assert agg._load_references(write_references(tmp_path / "one.toml", [reference()]))[1] is None
 
 
@@ -472,11 +473,12 @@ def test_random_scores_load_and_unusable_envs_are_named(tmp_path):
     path = tmp_path / "random_scores.json"
     path.write_text(json.dumps({"CartPole-v1": {"mean": 22.3, "std": 11.0, "episodes": 1000, "seed": 0,
                                                 "command": "python x.py"},
-                                "Hopper-v5": {"std": 1.0}, "Pendulum-v1": {"mean": -1200}}))
+                                "Hopper-v5": {"std": 1.0},
+                                "Pendulum-v1": {"mean": -1200, "std": 300.0, "episodes": 10, "seed": 0}}))
     scores, note = agg._load_random_scores(path)
     assert scores["CartPole-v1"]["mean"] == 22.3 and scores["Pendulum-v1"]["mean"] == -1200.0
     assert "Hopper-v5" not in scores
-    assert note == f"{path}: 1 of 3 env(s) ignored (Hopper-v5 lacks 'mean')"
+    assert note == f"{path}: 1 of 3 env(s) ignored (entry 'Hopper-v5': missing 'mean')"
 
 
 def test_verdict_places_a_published_figure_against_our_ci():
