@@ -48,8 +48,9 @@ class TRPOConfig(NormalizationConfig):
     """N, parallel environments in the rollout (rl-zoo CartPole-v1: 2)"""
     num_steps: int = 512
     """T, steps per environment per iteration; a batch holds N*T steps (rl-zoo CartPole-v1: 512)"""
-    gamma: float = 0.99
-    """discount factor gamma (rl-zoo CartPole-v1)"""
+    gamma: float = 0.995
+    """discount factor gamma: 0.995, a horizon of about 200 steps (rl-zoo CartPole-v1: 0.99; why here:
+    docs/07_trpo.md)"""
     gae_lambda: float = 0.98
     """lambda of GAE(gamma, lambda), Schulman et al. 2016 (rl-zoo CartPole-v1: 0.98)"""
     max_kl: float = 0.01
