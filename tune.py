@@ -295,6 +295,16 @@ def preset_entry(study, cfg: dict, optuna) -> str:
     if cfg["total_steps"] is not None:
         lines.append(f"total_steps = {cfg['total_steps']}")
     lines += [f"{name} = {toml_value(value)}" for name, value in best.params.items()]
+    # Every trial ran on top of the env's preset: the fields the study did not search keep the
+    # preset's values, so the entry repeats them (replacing the entry must not drop, say, norm_obs).
+    from rlsuite.presets import PRESETS_FILE, load_preset
+
+    preset = load_preset(PRESETS_FILE, cfg["algo"], cfg["env_id"], algorithms.get(cfg["algo"]).config_class())
+    kept = {name: value for name, value in (preset.values if preset else {}).items()
+            if name not in best.params and not (name == "total_steps" and cfg["total_steps"] is not None)}
+    if kept:
+        lines.append(f"# not searched: as in the entry the trials ran on ({preset.source})")
+        lines += [f"{name} = {toml_value(value)}" for name, value in kept.items()]
     return "\n".join(lines)
 
 

@@ -136,3 +136,20 @@ def test_a_study_of_another_algorithm_under_the_same_name_is_refused(tmp_path, c
     err = capsys.readouterr().err
     assert re.search(r"argument --study-name: study 'mine' .* was made with algo=trpo", err), err
     assert not (tmp_path / "results").exists()
+
+
+def test_the_preset_entry_keeps_what_the_study_did_not_search(tmp_path):
+    """Trials run on top of the env's preset: the printed entry must repeat its unsearched fields,
+    or pasting it over the old entry would silently drop them (Pendulum-v1's norm_obs here)."""
+    study = optuna.create_study(study_name="ppo-Pendulum-v1", direction="maximize")
+    study.enqueue_trial({"learning_rate": 3e-4})
+    study.optimize(lambda t: t.suggest_float("learning_rate", 1e-5, 1e-2, log=True) * 0 + 1.0, n_trials=1)
+    cfg = {"algo": "ppo", "env_id": "Pendulum-v1", "storage_shown": "sqlite:///x.db", "total_steps": None}
+    entry = tomllib.loads(tune.preset_entry(study, cfg, optuna))["ppo"]["Pendulum-v1"]
+    from rlsuite.presets import PRESETS_FILE, load_preset
+
+    preset = load_preset(PRESETS_FILE, "ppo", "Pendulum-v1", algorithms.get("ppo").config_class())
+    assert entry["learning_rate"] == 3e-4  # the study's value wins over the preset's
+    for name, value in preset.values.items():
+        if name != "learning_rate":
+            assert entry[name] == (list(value) if isinstance(value, tuple) else value), name
