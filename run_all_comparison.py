@@ -40,12 +40,14 @@ Exit status: 0 every run completed, 1 some run failed, 2 bad input,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -477,13 +479,68 @@ class LocalBackend:
         pass
 
 
+@contextlib.contextmanager
+def captured_fd2():
+    """Everything written to file descriptor 2 (C++ logging included) goes to a temporary file.
+
+    Its text is the context value's ``text`` once the block has ended.
+    """
+    captured = argparse.Namespace(text="")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            captured.text = tmp.read().decode("utf-8", "replace")
+
+
+AUTH_MARKERS = ("InvalidAuthToken", "Unauthenticated", "AuthenticationError", "authentication token",
+                "RAY_AUTH_TOKEN")
+
+
+def ray_auth_problem(exc: BaseException) -> str | None:
+    """What is wrong with this driver's Ray auth token, or None if ``exc`` is not about it.
+
+    A token cluster refuses a driver that sends no token or another one; Ray's
+    ConnectionError says only "Failed to connect", the reason (InvalidAuthToken)
+    is in the exceptions it chains and in the C++ client's log lines (its notes).
+    """
+    texts, seen = [], exc
+    while seen is not None:
+        texts += [type(seen).__name__, str(seen), *getattr(seen, "__notes__", [])]
+        seen = seen.__cause__ or seen.__context__
+    text = "\n".join(texts)
+    if not any(marker in text for marker in AUTH_MARKERS):
+        return None
+    m = re.search(r"RAY_AUTH_TOKEN_PATH is set but[^\n]*?(?=\. Ensure|$)", text, re.MULTILINE)
+    if m:  # Ray's own sentence names the file
+        return m.group(0)
+    if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        return "the cluster wants an auth token and this driver sent none (RAY_AUTH_MODE is not 'token')"
+    if "no authentication token was found" in text:
+        return "RAY_AUTH_MODE is 'token' but this driver has no auth token"
+    source = ("RAY_AUTH_TOKEN" if os.environ.get("RAY_AUTH_TOKEN")
+              else os.environ.get("RAY_AUTH_TOKEN_PATH") or "~/.ray/auth_token")
+    return f"the cluster refused the auth token from {source} (not the token its nodes were started with)"
+
+
 class RayBackend:
     """The same runner command lines as Ray tasks on an existing cluster.
 
     Each task runs ``python <repo>/<algo>_benchmark.py ...`` with subprocess
     on whichever node Ray picks, so every node needs this checkout and its
     virtualenv at the same paths and the results (and videos) folder on a
-    shared filesystem. A task asks for one CPU (an A3C run: its slots).
+    shared filesystem. A task asks for one CPU (an A3C run: its slots). A runner
+    inherits the environment of ``ray start`` on its node, not the driver's.
+    With token authentication (Ray 2.60's default once a token exists) an
+    explicit --address needs RAY_AUTH_MODE=token and the nodes' token in this
+    process's environment: Ray picks the token up by itself only for ``auto``.
     """
 
     name = "ray"
@@ -496,7 +553,19 @@ class RayBackend:
         if address == "local":
             ray.init(num_cpus=jobs or os.cpu_count(), **kwargs)
         else:
-            ray.init(address=address, **kwargs)
+            # Ray's C++ client logs a warning per failed attempt (about 20, one a second) to
+            # fd 2: held back, shown if the connection succeeds, a note of the error if not.
+            failure = None
+            with captured_fd2() as captured:
+                try:
+                    ray.init(address=address, **kwargs)
+                except Exception as exc:
+                    failure = exc
+            if failure is not None:
+                if captured.text:
+                    failure.add_note(captured.text)
+                raise failure
+            sys.stderr.write(captured.text)
         self.timeout, self.grace = timeout, grace
         self.stop_wait = grace + 5  # tasks notice the flag within a poll, then give the runner `grace`
         self._task = ray.remote(ray_run)
@@ -827,8 +896,9 @@ def build_parser() -> OneLineParser:
                         "(pip install -r requirements-ray.txt), results dir on a shared filesystem "
                         "(default: local)")
     x.add_argument("--address", default="auto",
-                   help="Ray cluster address for --backend ray; 'local' starts a throwaway one here "
-                        "(default: auto, the cluster `ray start` made on this machine)")
+                   help="Ray cluster address for --backend ray; 'local' starts a throwaway one here; "
+                        "a cluster with token auth also needs RAY_AUTH_MODE=token and its token in the "
+                        "environment, see README (default: auto, the cluster `ray start` made on this machine)")
     x.add_argument("--dry-run", action="store_true", help="print the runs and their commands, run nothing")
     x.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="matrix progress bar (default: only when stderr is a terminal)")
@@ -945,6 +1015,13 @@ def main(argv=None) -> int:
             try:
                 backend = RayBackend(args.address, args.timeout, args.grace, args.jobs)
             except Exception as exc:
+                problem = ray_auth_problem(exc)
+                if problem:
+                    raise UsageError(
+                        f"argument --address: cannot connect to Ray at {args.address!r}: {problem}; "
+                        "run with RAY_AUTH_MODE=token and the token the nodes were started with in "
+                        "RAY_AUTH_TOKEN, in a file named by RAY_AUTH_TOKEN_PATH, or in ~/.ray/auth_token "
+                        "(`ray get-auth-token` on the head node prints it)") from None
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise UsageError(f"argument --address: cannot connect to Ray at {args.address!r} ({first}); "
                                  "start a cluster with `ray start --head`, or pass --address local "

@@ -2,18 +2,24 @@
 
 Most tests point the hidden --runner-dir at fake runners (a few lines of
 Python that write the protocol's files) so the matrix logic is tested in
-seconds; one test runs the real REINFORCE runner end to end.
+seconds; one test runs the real REINFORCE runner end to end, and one a matrix
+on a token-authenticated two-node Ray cluster started on this machine.
 """
 from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -25,7 +31,9 @@ FAKE_RUNNER = textwrap.dedent('''
 
     FAKE_SLEEP seconds of "training"; FAKE_FAIL_SEEDS comma list of seeds that
     fail; FAKE_STUBBORN_CHILD=1 spawns a worker that ignores SIGTERM;
-    FAKE_PIDS a folder where every process started records its pid.
+    FAKE_PIDS a folder where every process started records its pid. Under
+    Ray it writes ray_node.txt: the pid of the raylet that started it, which
+    tells the nodes of a cluster on one machine apart.
     """
     import argparse, json, os, signal, subprocess, sys, time
     from pathlib import Path
@@ -64,6 +72,8 @@ FAKE_RUNNER = textwrap.dedent('''
 
     signal.signal(signal.SIGTERM, on_term)
     (run / "argv.json").write_text(json.dumps(sys.argv[1:]))
+    if os.environ.get("RAY_RAYLET_PID"):
+        (run / "ray_node.txt").write_text(os.environ["RAY_RAYLET_PID"])
     for name in ("summary.json",):
         (run / name).unlink(missing_ok=True)
     time.sleep(float(os.environ.get("FAKE_SLEEP", "0")))
@@ -306,3 +316,104 @@ def test_ray_ctrl_c_ends_every_runner_and_its_workers(tmp_path):
     for seed in (1, 2):
         assert summary_of(tmp_path / "results", "ppo", seed)["status"] == "interrupted"
     assert not run_dir(tmp_path / "results", "ppo", 3).exists()
+
+
+# -- a token-authenticated two-node Ray cluster on this machine ---------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def session_members(sid: int) -> list[int]:
+    """Live processes of session ``sid`` (Ray's workers have process groups of their own, not sessions)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z" and int(fields[3]) == sid:
+                found.append(int(entry.name))
+    return found
+
+
+def start_ray_node(nodes: list, args: list[str], log: Path, env: dict) -> None:
+    """``ray start ... --block`` in a session of its own, added to ``nodes``; returns once it is up."""
+    ray_cli = Path(sys.executable).with_name("ray")
+    with log.open("w") as out:
+        nodes.append(subprocess.Popen([str(ray_cli if ray_cli.exists() else shutil.which("ray")), "start",
+                                       *args, "--block"], stdout=out, stderr=subprocess.STDOUT, env=env,
+                                      start_new_session=True))
+    deadline = time.monotonic() + 60
+    while "Ray runtime started" not in log.read_text():
+        assert nodes[-1].poll() is None and time.monotonic() < deadline, f"ray start failed:\n{log.read_text()}"
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def ray_two_nodes(tmp_path):
+    """A head and a worker node (one CPU each) sharing a fresh token from a file under tmp_path.
+
+    Never the user's ~/.ray (RAY_AUTH_TOKEN_PATH wins over it), never ``ray stop``: it
+    stops every Ray process on the machine, other people's clusters too. Each node is
+    ``ray start --block`` in a session of its own, and the teardown kills exactly the
+    processes of those sessions (the raylet's workers included). The temporary dirs
+    are short (/tmp/rlsuite_ray_...): Ray's socket paths must fit in 107 bytes.
+    """
+    pytest.importorskip("ray", reason="ray is not installed (pip install -r requirements-ray.txt)")
+    token = secrets.token_hex(32)
+    (tmp_path / "auth_token").write_text(token)
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_TOKEN", "RAY_ADDRESS")}
+    # the runners inherit the node's environment (not the driver's): FAKE_SLEEP keeps both busy
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(tmp_path / "auth_token"),
+               RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1", FAKE_SLEEP="2")
+    temp = Path(tempfile.mkdtemp(prefix="rlsuite_ray_", dir="/tmp"))
+    port = free_port()
+    nodes = []
+    try:
+        start_ray_node(nodes, ["--head", "--port", str(port), "--num-cpus", "1", "--include-dashboard", "false",
+                               "--temp-dir", str(temp / "head")], tmp_path / "head.log", env)
+        start_ray_node(nodes, ["--address", f"127.0.0.1:{port}", "--num-cpus", "1",
+                               "--temp-dir", str(temp / "worker")], tmp_path / "worker.log", env)
+        yield SimpleNamespace(address=f"127.0.0.1:{port}", token=token)
+    finally:
+        for node in reversed(nodes):
+            for pid in session_members(node.pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            node.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while any(session_members(node.pid) for node in nodes) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_ray_two_node_cluster_with_token_auth(tmp_path, ray_two_nodes):
+    address = ray_two_nodes.address
+    runners = fake_runners(tmp_path / "runners", ["ppo", "a2c"])
+    matrix = ["--backend", "ray", "--address", address, "--algos", "ppo,a2c", "--seeds", "1-2", "--no-aggregate"]
+    # the driver's token from the environment, the nodes' from a file: the same token
+    proc = orchestrate(tmp_path, *matrix, runners=runners,
+                       env={"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": ray_two_nodes.token})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "4 to run, 2 slot(s), backend ray" in proc.stdout  # both nodes' CPUs
+    runs = [run_dir(tmp_path / "results", algo, seed) for algo in ("ppo", "a2c") for seed in (1, 2)]
+    assert all(json.loads((r / "summary.json").read_text())["status"] == "completed" for r in runs)
+    raylets = {(r / "ray_node.txt").read_text() for r in runs}
+    assert len(raylets) == 2, f"every run on one node: {raylets}"
+
+    # refused: no token, then another token; one line each, no 20 lines of C++ warnings.
+    # RAY_gcs_server_port_wait_time_s: Ray's own retry budget (20 s by default) cut to 2 s.
+    quick = {"RAY_gcs_server_port_wait_time_s": "2", "RAY_AUTH_TOKEN": ""}
+    proc = orchestrate(tmp_path, *matrix, "--overwrite", runners=runners,
+                       env={**quick, "RAY_AUTH_MODE": "disabled"})
+    assert_usage_error(proc, "--address", address, "wants an auth token and this driver sent none",
+                       "RAY_AUTH_MODE=token", "RAY_AUTH_TOKEN")
+    proc = orchestrate(tmp_path, *matrix, "--overwrite", runners=runners,
+                       env={**quick, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)})
+    assert_usage_error(proc, "--address", address, "refused the auth token from RAY_AUTH_TOKEN")
