@@ -530,6 +530,21 @@ def ray_auth_problem(exc: BaseException) -> str | None:
     return f"the cluster refused the auth token from {source} (not the token its nodes were started with)"
 
 
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail at once when nothing listens at an explicit HOST:PORT: Ray itself retries a dead
+    address for many minutes before it gives up. ``auto`` and addresses without a port are
+    left to Ray."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not host or "://" in address:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConnectionError(f"nothing answers at {host}:{port} ({exc.strerror or exc})") from None
+
+
 class RayBackend:
     """The same runner command lines as Ray tasks on an existing cluster.
 
@@ -553,6 +568,7 @@ class RayBackend:
         if address == "local":
             ray.init(num_cpus=jobs or os.cpu_count(), **kwargs)
         else:
+            check_reachable(address)
             # Ray's C++ client logs a warning per failed attempt (about 20, one a second) to
             # fd 2: held back, shown if the connection succeeds, a note of the error if not.
             failure = None

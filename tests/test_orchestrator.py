@@ -281,12 +281,34 @@ def test_policy_gradient_matrix_end_to_end(tmp_path):
     assert "| CartPole-v1 | policy_gradient |" in (tmp_path / "report" / "report.md").read_text()
 
 
+def ray_home(tmp_path) -> dict:
+    """A throwaway local cluster (``--address local``) writes ~/.ray/auth_token when there is none,
+    after which every ``ray start --head`` on the machine requires it: give it a home of its own."""
+    return {"HOME": str(tmp_path)}
+
+
+def test_an_explicit_ray_address_where_nothing_listens_fails_at_once(tmp_path):
+    pytest.importorskip("ray", reason="ray is not installed (pip install -r requirements-ray.txt)")
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    proc = run_script("run_all_comparison.py", "--backend", "ray", "--address", f"127.0.0.1:{port}",
+                      "--algos", "ppo", "--seeds", "1", "--results-dir", tmp_path / "r", timeout=120)
+    assert_usage_error(proc, "--address", "nothing answers at 127.0.0.1")
+    assert time.monotonic() - started < 60  # Ray alone retries a dead address for minutes
+    assert not (tmp_path / "r").exists()
+
+
 def test_ray_backend_runs_a_tiny_matrix(tmp_path):
     pytest.importorskip("ray", reason="ray is not installed (pip install -r requirements-ray.txt)")
     proc = run_script("run_all_comparison.py", "--backend", "ray", "--address", "local", "--jobs", 2,
                       "--algos", "policy_gradient", "--seeds", "1-2", "--total-steps", 2000,
                       "--eval-every", 1000, "--eval-episodes", 2, "--no-aggregate", "--no-progress",
-                      "--results-dir", tmp_path / "results", cwd=tmp_path, timeout=300)
+                      "--results-dir", tmp_path / "results", cwd=tmp_path, timeout=300,
+                      env=ray_home(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "backend ray" in proc.stdout
     for seed in (1, 2):
@@ -300,7 +322,7 @@ def test_ray_ctrl_c_ends_every_runner_and_its_workers(tmp_path):
     cmd = [sys.executable, str(ROOT / "run_all_comparison.py"), "--runner-dir", str(fake_runners(tmp_path / "r")),
            "--results-dir", str(tmp_path / "results"), "--no-progress", "--no-aggregate", "--grace", "2",
            "--backend", "ray", "--address", "local", "--jobs", "2", "--algos", "ppo", "--seeds", "1-3"]
-    env = dict(os.environ, FAKE_SLEEP="60", FAKE_STUBBORN_CHILD="1", FAKE_PIDS=str(pids))
+    env = dict(os.environ, FAKE_SLEEP="60", FAKE_STUBBORN_CHILD="1", FAKE_PIDS=str(pids), **ray_home(tmp_path))
     orchestrator = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                     cwd=tmp_path, env=env)
     deadline = time.monotonic() + 90
