@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from rlsuite.cli import UsageError, check_value, field_kinds
+from rlsuite.records import read_toml
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESETS_FILE = ROOT / "presets.toml"
@@ -53,14 +53,7 @@ class Preset:
 
 def read_presets(path: Path) -> dict:
     """The whole file as a dict; an unreadable or malformed file is one UsageError line."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except OSError as exc:
-        raise UsageError(f"argument --presets: cannot read {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"argument --presets: {path} is not valid TOML: {exc}") from None
+    return read_toml(path, UsageError, "argument --presets: ")
 
 
 def _typed(value, kind: str):

@@ -139,3 +139,18 @@ def is_completed(run_dir: Path) -> bool:
 def read_json(path: Path) -> dict:
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def read_toml(path: Path, error=ValueError, prefix: str = "") -> dict:
+    """A TOML data file of the suite (presets, suites, references) as a dict; an unreadable or
+    malformed file raises ``error`` with one line, ``prefix`` in front (e.g. "argument --presets: ")."""
+    import tomllib
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise error(f"{prefix}cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{prefix}{path} is not valid TOML: {exc}") from None

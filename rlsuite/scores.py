@@ -16,7 +16,6 @@ import dataclasses
 import json
 import math
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import numpy as np
 from rlsuite.algorithms import NAMES
 from rlsuite.cli import MAX_EVAL_EPISODES, OneLineParser, UsageError, check_writable, create_folder, integer
 from rlsuite.envs import EnvError, describe_env, make_env
-from rlsuite.records import write_json_atomic
+from rlsuite.records import read_toml, write_json_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCES_FILE = ROOT / "references.toml"
@@ -135,15 +134,7 @@ def _check_reference(table, where: str, seen: dict, index: int) -> Reference:
 
 def load_references(path=REFERENCES_FILE) -> list[Reference]:
     """Every entry of the references file, checked; one ValueError line for the first problem."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path} is not valid TOML: {exc}") from None
-    return parse_references(data, str(path))
+    return parse_references(read_toml(path), str(path))
 
 
 def reference_for(refs: list[Reference], env: str, algo: str, budget: int | None = None) -> Reference | None:

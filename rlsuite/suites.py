@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from rlsuite.cli import UsageError, parse_seeds
+from rlsuite.records import read_toml
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITES_FILE = ROOT / "suites.toml"
@@ -40,13 +40,7 @@ class Suite:
 def load_suites(path: Path = SUITES_FILE) -> dict[str, Suite]:
     """Every suite of the file, checked; a problem is one UsageError line naming the suite."""
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise UsageError(f"argument --suite: cannot read {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"argument --suite: {path} is not valid TOML: {exc}") from None
+    data = read_toml(path, UsageError, "argument --suite: ")
     suites: dict[str, Suite] = {}
 
     def build(name: str, seen: tuple) -> Suite:
