@@ -55,6 +55,7 @@ from pathlib import Path
 from rlsuite import algorithms
 from rlsuite.cli import (
     COMMON_BOUNDS,
+    MAX_STEPS,
     OneLineParser,
     UsageError,
     check_overrides,
@@ -358,13 +359,17 @@ def build_specs(args, algos, env_seeds: dict, overrides, values, runner_dir: Pat
                     root = results_dir if name is None else results_dir / GRID_DIR / name
                     videos = video_dir if name is None else video_dir / GRID_DIR / name
                     extra = override_flags(algo, pairs, checked)
+                    steps = run_budget(algo, env_id, checked, args.total_steps)
+                    if args.max_total_steps is not None and steps > args.max_total_steps:
+                        steps = args.max_total_steps
+                        extra += ["--total-steps", str(steps)]
                     cmd = [sys.executable, str(runner), "--env", env_id, "--seed", str(seed),
                            "--results-dir", str(root), "--video-dir", str(videos), *common, *extra]
                     slots = a3c_slots(checked, jobs) if algo == "a3c" else 1
                     specs.append(RunSpec(
                         algo, env_id, seed, root / env_id / algo / f"seed_{seed}", cmd, slots,
                         missing_runner=None if runner.is_file() else f"{runner.name} not found in {runner_dir}",
-                        cell=name, steps=run_budget(algo, env_id, checked, args.total_steps),
+                        cell=name, steps=steps,
                     ))
     return specs
 
@@ -899,6 +904,10 @@ def build_parser() -> OneLineParser:
                         "ppo.learning_rate=1e-4,1e-3 for one algorithm, gamma=0.9,0.99 for every selected "
                         "algorithm with that field (the others are not run); each cell writes its own tree "
                         f"DIR/{GRID_DIR}/<field>=<value>__.../ (default: no grid)")
+    m.add_argument("--max-total-steps", type=positive_int, default=None, metavar="N",
+                   help="cap every run's budget at N steps (a run whose budget is smaller keeps it): the "
+                        "budget cut that fits a suite into a night, e.g. --suite overnight --seeds 1-3 "
+                        "--max-total-steps 500000 (default: no cap)")
     x = p.add_argument_group("execution")
     x.add_argument("--jobs", type=positive_int, default=None, metavar="N",
                    help="runs at a time; an A3C run takes as many slots as it has workers "
@@ -931,7 +940,7 @@ def build_parser() -> OneLineParser:
     c.add_argument("--video-dir", default="videos", metavar="DIR",
                    help="root of the videos tree (default: videos)")
     c.add_argument("--total-steps", type=positive_int, default=None, metavar="N",
-                   help="training budget (default: each algorithm's tuned default)")
+                   help="every run's training budget (default: the env's preset budget, else the algorithm's default)")
     c.add_argument("--eval-every", type=positive_int, default=None, metavar="N",
                    help="steps between periodic evaluations (runner default 5000)")
     c.add_argument("--eval-episodes", type=positive_int, default=None, metavar="N",
@@ -989,6 +998,10 @@ def plan(args):
         if value is not None and not lo <= value <= hi:
             raise UsageError(f"argument --{name.replace('_', '-')}: must be an integer in [{lo}, {hi:,}], "
                              f"got {value}")
+    if args.max_total_steps is not None:
+        if args.max_total_steps > MAX_STEPS:
+            raise UsageError(f"argument --max-total-steps: must be an integer in [1, {MAX_STEPS:,}], "
+                             f"got {args.max_total_steps}")
     if args.threads is not None:
         check_threads(args.threads)
     env_seeds = suite_plan(args.suite, args.envs, seeds)
