@@ -349,3 +349,23 @@ def test_github_anchor_matches_githubs_rule():
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-v"]))
+
+
+def test_the_cross_env_page_becomes_a_readme_section(tmp_path):
+    gen = generate_module()
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "cross_env.md").write_text(
+        "# Across environments\n\nScores from 2 environments.\n\n## Probability of improvement\n\n"
+        "| P | a |\n|---|---|\n\n![Profile](performance_profile_all_envs.png)\n", encoding="utf-8")
+    (report / "performance_profile_all_envs.png").write_bytes(b"not really a png")
+    body, changed = gen.cross_env_section(report, "python run_all_comparison.py --suite box2d", write=False)
+    assert "# Across environments" not in body and "Scores from 2 environments." in body
+    assert "\n### Probability of improvement\n" in body  # one level down under the README's ## section
+    assert "![Profile](docs/img/report_performance_profile_all_envs.png)" in body
+    assert changed == ["img/report_performance_profile_all_envs.png"]
+    assert "python run_all_comparison.py --suite box2d" in body
+    assert not (gen.DOCS / "img" / "report_performance_profile_all_envs.png").exists() or \
+        (gen.DOCS / "img" / "report_performance_profile_all_envs.png").read_bytes() != b"not really a png"
+    with pytest.raises(gen.DocsError, match="cross_env.md not found"):
+        gen.cross_env_section(tmp_path / "nothing", None, write=False)
