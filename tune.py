@@ -324,7 +324,8 @@ def build_parser() -> OneLineParser:
     p.add_argument("--results-dir", default="results", metavar="DIR",
                    help="trials write DIR/tuning/<study>/trial_<n>/ (default: results)")
     p.add_argument("--total-steps", type=positive_int, default=None, metavar="N",
-                   help="each trial's budget (default: the algorithm's default)")
+                   help="each trial's budget (default: the env's preset budget, else the algorithm's "
+                        "default)")
     p.add_argument("--eval-every", type=positive_int, default=None, metavar="N",
                    help="steps between the periodic evaluations the pruner sees (runner default 5000)")
     p.add_argument("--eval-episodes", type=positive_int, default=None, metavar="N",

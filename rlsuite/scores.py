@@ -81,7 +81,8 @@ def _check_value(name: str, value):
     return value
 
 
-def parse_references(data: dict, source: str = "references.toml", problems: list | None = None) -> list[Reference]:
+def parse_references(data: dict, source: str = "references.toml",
+                     problems: list | None = None) -> list[Reference]:
     """The checked entries of a parsed references file; ValueError names the entry and the problem.
 
     With ``problems`` (a list; the aggregator's tolerant reading), a bad entry is left out and
@@ -183,7 +184,8 @@ def measure_random(env_id: str, episodes: int = 100, seed: int = 0) -> dict:
     return {"mean": float(values.mean()), "std": float(values.std()), "episodes": episodes, "seed": seed}
 
 
-def check_random_scores(data, source: str = "random_scores.json", problems: list | None = None) -> dict[str, dict]:
+def check_random_scores(data, source: str = "random_scores.json",
+                        problems: list | None = None) -> dict[str, dict]:
     """A random-scores mapping, env id -> {mean, std, episodes, seed, ...}; ValueError names the env.
 
     With ``problems`` (a list), a bad entry is left out and its message appended there instead."""
