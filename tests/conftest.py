@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def run_script(script: str, *args, timeout: float = 600, cwd=None, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_script(script: str, *args, timeout: float = 600, cwd=None,
+               env: dict | None = None) -> subprocess.CompletedProcess:
     """Run ``python <script> args...`` from the repo root; capture text output (``env``: extra variables)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.run(
