@@ -1175,6 +1175,28 @@ def runs_markdown(runs: pd.DataFrame, videos_dir: Path, out: Path) -> str:
     return markdown_table(head, rows)
 
 
+def suite_groups(env_ids) -> list[tuple[str, list[str]]]:
+    """The envs grouped by the suite of suites.toml that holds them (the largest plain suite, not
+    one made of other suites), suites in the file's order and envs in each suite's order; envs of
+    no suite last, sorted, as "other envs". A missing or malformed suites file: one sorted group."""
+    from rlsuite.cli import UsageError as SuitesError
+    from rlsuite.suites import load_suites
+
+    env_ids = list(env_ids)
+    try:
+        plain = [suite for suite in load_suites().values() if not suite.members]
+    except SuitesError:
+        return [("envs", sorted(env_ids))]
+    home = {}  # env id -> its suite
+    for suite in plain:
+        for env_id in suite.envs:
+            if env_id not in home or len(suite.envs) > len(home[env_id].envs):
+                home[env_id] = suite
+    groups = [(suite.name, [e for e in suite.envs if e in env_ids and home[e] is suite]) for suite in plain]
+    others = sorted(e for e in env_ids if e not in home)
+    return [(name, envs) for name, envs in groups if envs] + ([("other envs", others)] if others else [])
+
+
 def write_report(loaded: Loaded, table: pd.DataFrame, plots: dict, results_dir: Path,
                  videos_dir: Path, out: Path, reps: int, references: dict | None = None,
                  across: str | None = None) -> Path:
@@ -1188,10 +1210,12 @@ def write_report(loaded: Loaded, table: pd.DataFrame, plots: dict, results_dir: 
         f"`{results_dir}`: {n_runs} completed run(s) loaded, {len(loaded.skipped)} skipped"
         + (" (listed at the end)." if loaded.skipped else "."), "",
     ]
-    if several:  # with a dozen envs the page is long: say where everything is
+    if several:  # with a dozen envs the page is long: say where everything is, suite by suite
         lines += ["Sections: [Across environments](#across-environments) · [Summary](#summary) · "
-                  + " · ".join(f"[{env_id}](#{anchor(env_id)})" for env_id in plots)
-                  + " · [Runs](#runs)", ""]
+                  "[Runs](#runs)", ""]
+        lines += [f"- {group}: " + " · ".join(f"[{env_id}](#{anchor(env_id)})" for env_id in envs)
+                  for group, envs in suite_groups(plots)]
+        lines.append("")
     if across:
         lines += [across]
     lines += [
@@ -1313,7 +1337,7 @@ def _main(argv) -> int:
                      for env_id, rows in compared.groupby("env_id", sort=False)}
 
     plots = {}
-    for env_id in sorted(loaded.runs["env_id"].unique()):
+    for env_id in [e for _, envs in suite_groups(loaded.runs["env_id"].unique()) for e in envs]:
         runs = loaded.runs[loaded.runs["env_id"] == env_id]
         evals = loaded.evals[loaded.evals["env_id"] == env_id]
         episodes = loaded.episodes[loaded.episodes["env_id"] == env_id]

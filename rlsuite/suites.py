@@ -31,6 +31,7 @@ class Suite:
     name: str
     description: str
     env_seeds: dict  # env id -> list of seeds, in the suite's order
+    members: tuple = ()  # the suites a composite suite is made of; () for a plain one
 
     @property
     def envs(self) -> list[str]:
@@ -74,7 +75,8 @@ def load_suites(path: Path = SUITES_FILE) -> dict[str, Suite]:
             except UsageError as exc:
                 raise UsageError(f"{where}: {str(exc).removeprefix('argument --seeds: ')}") from None
             env_seeds = {env_id: parsed for env_id in envs}
-        suite = Suite(name, str(table.get("description", "")), env_seeds)
+        suite = Suite(name, str(table.get("description", "")), env_seeds,
+                      tuple(str(m) for m in table.get("suites", ())))
         suites[name] = suite
         return suite
 

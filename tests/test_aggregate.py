@@ -667,3 +667,11 @@ def test_report_without_reference_files_is_written_with_dashes_and_notes(tmp_pat
     assert not (out / "performance_profile_all_envs.png").exists()
     assert (out / "final_scores_all_envs.png").exists()
     assert pd.read_csv(out / "cross_env.csv")["point"].isna().all()
+
+
+def test_envs_are_grouped_by_their_suite_in_the_suites_order():
+    groups = agg.suite_groups(["Hopper-v5", "Foo-v0", "LunarLander-v3", "Acrobot-v1", "CartPole-v1"])
+    # CartPole-v1 is in the one-env cartpole suite too: the larger plain suite (classic) holds it;
+    # the composite overnight suite holds everything and is never a group
+    assert groups == [("classic", ["CartPole-v1", "Acrobot-v1"]), ("box2d", ["LunarLander-v3"]),
+                      ("mujoco", ["Hopper-v5"]), ("other envs", ["Foo-v0"])]
