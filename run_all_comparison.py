@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import itertools
 import os
 import re
@@ -304,12 +305,18 @@ PASS_SWITCH = ("record_video", "stop_when_solved", "overwrite")
 def run_budget(algo: str, env_id: str, values: dict, total_steps: int | None) -> int:
     """The training budget a runner will resolve: --total-steps, else a --set/--grid value,
     else the env's preset, else the config default (rlsuite/cli.py resolves it the same way)."""
-    from rlsuite.presets import PRESETS_FILE, load_preset
-
     if total_steps is not None:
         return total_steps
     if "total_steps" in values:
         return values["total_steps"]
+    return _default_budget(algo, env_id)
+
+
+@functools.lru_cache(maxsize=None)
+def _default_budget(algo: str, env_id: str) -> int:
+    """The env preset's budget, else the config default (presets.toml read once per pair)."""
+    from rlsuite.presets import PRESETS_FILE, load_preset
+
     config_cls = algorithms.get(algo).config_class()
     preset = load_preset(PRESETS_FILE, algo, env_id, config_cls)
     if preset is not None and "total_steps" in preset.values:
@@ -1067,8 +1074,13 @@ def main(argv=None) -> int:
         jobs = args.jobs or os.cpu_count() or 1
     else:
         jobs = args.jobs or backend.cluster_cpus()
-    specs = build_specs(args, algos, env_seeds, overrides, values, runner_dir, jobs, cells)
-    throughput = Throughput(Path(args.results_dir))
+    try:
+        specs = build_specs(args, algos, env_seeds, overrides, values, runner_dir, jobs, cells)
+        throughput = Throughput(Path(args.results_dir))
+    except KeyboardInterrupt:
+        backend.close()
+        print(f"{PROG}: interrupted while planning; nothing was started", file=sys.stderr)
+        return 130
     missing = [s for s in specs if s.missing_runner]
     todo = [s for s in specs if not s.missing_runner and (args.overwrite or not is_completed(s.run_dir))]
     already = len(specs) - len(missing) - len(todo)

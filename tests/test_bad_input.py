@@ -251,7 +251,12 @@ def _ctrl_c_in_evaluate(tmp, monkeypatch):
 
 
 def _ctrl_c_while_planning(tmp, monkeypatch):
-    monkeypatch.setattr(run_all_comparison, "parse_envs", _interrupt)
+    monkeypatch.setattr(run_all_comparison, "suite_plan", _interrupt)
+    return lambda: run_all_comparison.main(["--results-dir", str(tmp / "r"), "--dry-run"])
+
+
+def _ctrl_c_while_listing_runs(tmp, monkeypatch):
+    monkeypatch.setattr(run_all_comparison, "run_budget", _interrupt)
     return lambda: run_all_comparison.main(["--results-dir", str(tmp / "r"), "--dry-run"])
 
 
@@ -261,8 +266,9 @@ def _ctrl_c_while_aggregating(tmp, monkeypatch):
     return lambda: aggregate_results.main(["--results-dir", str(tmp / "r"), "--out", str(tmp / "out")])
 
 
-@pytest.mark.parametrize("setup", [_ctrl_c_in_evaluate, _ctrl_c_while_planning, _ctrl_c_while_aggregating],
-                         ids=["--evaluate", "orchestrator planning", "aggregation"])
+@pytest.mark.parametrize("setup", [_ctrl_c_in_evaluate, _ctrl_c_while_planning, _ctrl_c_while_listing_runs,
+                                   _ctrl_c_while_aggregating],
+                         ids=["--evaluate", "orchestrator planning", "orchestrator listing runs", "aggregation"])
 def test_ctrl_c_outside_training_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys, setup):
     entry = setup(tmp_path, monkeypatch)
     assert entry() == 130
