@@ -178,10 +178,27 @@ class FakeWorker:
 
 
 def test_ctrl_c_during_worker_start_up_is_deferred_not_dropped():
-    workers = [FakeWorker(), FakeWorker()]
-    with pytest.raises(KeyboardInterrupt):
-        a3c.start_workers(workers)
-    assert all(w.started for w in workers)  # every start ran; the signal came after, not lost
+    # Python's own Ctrl-C handler, whatever this process inherited: a shell that starts a command in
+    # the background (`cmd &`, no job control) passes SIGINT ignored, and an ignored Ctrl-C is
+    # rightly ignored after start-up too.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        workers = [FakeWorker(), FakeWorker()]
+        with pytest.raises(KeyboardInterrupt):
+            a3c.start_workers(workers)
+        assert all(w.started for w in workers)  # every start ran; the signal came after, not lost
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_an_ignored_ctrl_c_stays_ignored_after_worker_start_up():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        workers = [FakeWorker(), FakeWorker()]
+        a3c.start_workers(workers)  # no KeyboardInterrupt: the process had chosen to ignore Ctrl-C
+        assert all(w.started for w in workers)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_worker_waiting_at_the_pause_gate_leaves_when_its_parent_is_gone():
