@@ -18,7 +18,9 @@ orchestrator stops one.
 The objective is the mean over a trial's periodic greedy evaluations (the
 area under its eval curve, per evaluation): it rewards solving soon and
 staying solved, and the value reported at step s is the same quantity over
-the evaluations up to s, which is what the median pruner compares.
+the evaluations up to s, which is what the median pruner compares. With
+``--seeds K`` a trial trains K consecutive seeds one after another and the
+objective is the mean over them: one seed's luck then picks no entry.
 
 The study lives in a database: by default the SQLite file
 ``results/tuning/<study>.db``, so Ctrl-C loses only the running trial, and
@@ -173,7 +175,12 @@ def stop_runner(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+SEED_STRIDE = 1_000_000  # pruner step of seed k's i-th evaluation: k * SEED_STRIDE + i
+
+
 def run_trial(trial, cfg: dict, space: dict, optuna) -> float:
+    """Train the suggested values on ``cfg["seeds"]`` consecutive seeds, one runner after another;
+    the objective is the mean over the seeds of each run's mean periodic greedy evaluation."""
     params = suggest(trial, space)
     algo = cfg["algo"]
     config_cls = algorithms.get(algo).config_class()
@@ -185,16 +192,27 @@ def run_trial(trial, cfg: dict, space: dict, optuna) -> float:
     trial.set_user_attr("host", socket.gethostname())
     trial.set_user_attr("pid", os.getpid())
     trial_root = cfg["study_dir"] / f"trial_{trial.number}"
-    run_dir = trial_root / cfg["env_id"] / algo / f"seed_{cfg['seed']}"
-    trial.set_user_attr("run_dir", str(run_dir))
+    trial.set_user_attr("run_dir", str(trial_root / cfg["env_id"] / algo / f"seed_{cfg['seed']}"))
     from run_all_comparison import override_flags
 
-    cmd = [sys.executable, str(ROOT / algorithms.get(algo).runner), "--env", cfg["env_id"],
-           "--seed", str(cfg["seed"]), "--results-dir", str(trial_root), "--no-progress", "--overwrite",
-           *cfg["passed"], *override_flags(algo, pairs, values)]
+    done: list[float] = []  # the objective of each finished seed
+    for k in range(cfg["seeds"]):
+        seed = cfg["seed"] + k
+        cmd = [sys.executable, str(ROOT / algorithms.get(algo).runner), "--env", cfg["env_id"],
+               "--seed", str(seed), "--results-dir", str(trial_root), "--no-progress", "--overwrite",
+               *cfg["passed"], *override_flags(algo, pairs, values)]
+        done.append(run_seed(trial, cmd, trial_root, trial_root / cfg["env_id"] / algo / f"seed_{seed}",
+                             k, done, optuna))
+    return sum(done) / len(done)
+
+
+def run_seed(trial, cmd: list[str], trial_root: Path, run_dir: Path, k: int, done: list[float],
+             optuna) -> float:
+    """One runner of a trial, its evaluations reported to the pruner as they are written: the
+    value is the trial's objective so far (finished seeds, and this seed's mean up to now)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     evals: list[float] = []
-    with open(trial_root / "runner.log", "w", encoding="utf-8") as log:
+    with open(trial_root / "runner.log", "a" if k else "w", encoding="utf-8") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                                 start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
         try:
@@ -203,14 +221,16 @@ def run_trial(trial, cfg: dict, space: dict, optuna) -> float:
                 finished = proc.poll() is not None  # read once more after the runner ends
                 for step, mean_return in read_new_evals(run_dir / "evals.csv", len(evals)):
                     evals.append(mean_return)
-                    # Reported at the evaluation's index, not its global_step: the k-th evaluation
-                    # of every trial comes at the first update boundary after k * eval_every, a
+                    so_far = (sum(done) + sum(evals) / len(evals)) / (len(done) + 1)
+                    # Reported at the evaluation's index, not its global_step: the i-th evaluation
+                    # of every trial comes at the first update boundary after i * eval_every, a
                     # step that differs with the rollout size, and the pruner compares equal steps.
-                    trial.report(sum(evals) / len(evals), len(evals))
+                    trial.report(so_far, k * SEED_STRIDE + len(evals))
                     if trial.should_prune():
                         stop_runner(proc)
-                        raise optuna.TrialPruned(f"at evaluation {len(evals)} (step {step:,}): mean eval "
-                                                 f"so far {sum(evals) / len(evals):.1f}, below the median")
+                        seed = cmd[cmd.index("--seed") + 1]
+                        raise optuna.TrialPruned(f"at evaluation {len(evals)} of seed {seed} (step {step:,}): "
+                                                 f"mean eval so far {so_far:.1f}, below the median")
                 if not finished:
                     time.sleep(POLL_S)
         finally:
@@ -288,8 +308,9 @@ def preset_entry(study, cfg: dict, optuna) -> str:
     counts = ", ".join(f"{sum(t.state == s for t in trials)} {s.name.lower()}"
                        for s in (states.COMPLETE, states.PRUNED, states.FAIL)
                        if any(t.state == s for t in trials))
+    over = f" over seeds {cfg['seed']}-{cfg['seed'] + cfg['seeds'] - 1}" if cfg.get("seeds", 1) > 1 else ""
     lines = [f"# best of {len(trials)} trial(s) ({counts}): trial {best.number}, "
-             f"mean periodic greedy eval {best.value:.1f}",
+             f"mean periodic greedy eval {best.value:.1f}{over}",
              f'[{cfg["algo"]}."{cfg["env_id"]}"]',
              f'source = {toml_value("optuna study " + study.study_name + " (tune.py, " + cfg["storage_shown"] + ")")}']
     if cfg["total_steps"] is not None:
@@ -331,7 +352,10 @@ def build_parser() -> OneLineParser:
     p.add_argument("--eval-episodes", type=positive_int, default=None, metavar="N",
                    help="episodes per periodic evaluation (runner default 20)")
     p.add_argument("--seed", type=integer, default=1, metavar="N",
-                   help="the runs' seed and the sampler's (default: 1)")
+                   help="the runs' first seed and the sampler's (default: 1)")
+    p.add_argument("--seeds", type=positive_int, default=1, metavar="K",
+                   help="seeds per trial: SEED, SEED+1, ... trained one after another; the objective is "
+                        "their mean, so one lucky seed does not pick the entry (default: 1)")
     p.add_argument("--startup-trials", type=integer, default=5, metavar="N",
                    help="trials before the pruner prunes and TPE models (default: 5)")
     p.add_argument("--warmup-evals", type=integer, default=3, metavar="N",
@@ -380,6 +404,7 @@ def plan(args) -> dict:
                          "pip install -r requirements-tune.txt") from None
     return {"algo": args.algo, "env_id": env_id, "space": space, "study_name": study_name,
             "study_dir": (results_dir / TUNING_DIR / slug(study_name)).absolute(), "seed": args.seed,
+            "seeds": args.seeds,
             "passed": passed, "total_steps": args.total_steps, "optuna": optuna}
 
 
@@ -417,12 +442,13 @@ def main(argv=None) -> int:
             pruner=optuna.pruners.MedianPruner(n_startup_trials=args.startup_trials,
                                                n_warmup_steps=args.warmup_evals, n_min_trials=1))
         tag = {"algo": cfg["algo"], "env_id": cfg["env_id"], "total_steps": args.total_steps,
-               "eval_every": args.eval_every, "seed": args.seed}
+               "eval_every": args.eval_every, "seed": args.seed, "seeds": args.seeds}
+        made = dict({"seeds": 1}, **study.user_attrs)  # a study from before --seeds trained one seed
         if not study.user_attrs:
             for key, value in tag.items():
                 study.set_user_attr(key, value)
-        elif {k: study.user_attrs.get(k) for k in tag} != tag:
-            theirs = ", ".join(f"{k}={study.user_attrs.get(k)}" for k in tag)
+        elif {k: made.get(k) for k in tag} != tag:
+            theirs = ", ".join(f"{k}={made.get(k)}" for k in tag)
             raise UsageError(f"argument --study-name: study {cfg['study_name']!r} in {redact(url)} was "
                              f"made with {theirs}; give the same settings or another --study-name")
     except UsageError as exc:

@@ -44,7 +44,7 @@ def test_a_pruned_trial_stops_its_runner_with_sigterm(tmp_path):
 
     space = tune.search_space("ppo")
     trial = PruneAtOnce({name: (spec[1][0] if spec[0] == "choice" else spec[1]) for name, spec in space.items()})
-    cfg = {"algo": "ppo", "env_id": "CartPole-v1", "seed": 1, "study_dir": tmp_path,
+    cfg = {"algo": "ppo", "env_id": "CartPole-v1", "seed": 1, "seeds": 1, "study_dir": tmp_path,
            "passed": ["--total-steps", "200000", "--eval-every", "256", "--eval-episodes", "2"]}
     started = time.monotonic()
     with pytest.raises(optuna.TrialPruned, match="at evaluation 1"):
@@ -153,3 +153,21 @@ def test_the_preset_entry_keeps_what_the_study_did_not_search(tmp_path):
     for name, value in preset.values.items():
         if name != "learning_rate":
             assert entry[name] == (list(value) if isinstance(value, tuple) else value), name
+
+
+def test_a_trial_over_two_seeds_scores_their_mean(tmp_path):
+    cmd = [sys.executable, str(ROOT / "tune.py"), "policy_gradient", "--env", "CartPole-v1", "--trials", "1",
+           "--seeds", "2", "--seed", "4", "--results-dir", str(tmp_path / "r"), *TINY]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    study_dir = tmp_path / "r" / "tuning" / "policy_gradient-CartPole-v1"
+    runs = study_dir / "trial_0" / "CartPole-v1" / "policy_gradient"
+    assert sorted(p.name for p in runs.iterdir()) == ["seed_4", "seed_5"]
+    means = []
+    for seed in (4, 5):
+        rows = (runs / f"seed_{seed}" / "evals.csv").read_text().strip().splitlines()[1:]
+        means.append(sum(float(r.split(",")[2]) for r in rows) / len(rows))
+    study = optuna.load_study(study_name="policy_gradient-CartPole-v1",
+                              storage=f"sqlite:///{study_dir}.db")
+    assert study.best_trial.value == pytest.approx(sum(means) / 2)
+    assert "over seeds 4-5" in proc.stdout
