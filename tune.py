@@ -471,7 +471,10 @@ def main(argv=None) -> int:
             what = f"complete, mean periodic eval {trial.value:.1f}"
         elif trial.state == states.PRUNED:
             last = max(trial.intermediate_values) if trial.intermediate_values else 0
-            what = f"pruned after {last} periodic evaluation(s), mean eval {trial.intermediate_values.get(last, 0):.1f}"
+            # steps are k * SEED_STRIDE + i for the i-th evaluation of the k-th seed
+            where = f"{last % SEED_STRIDE} periodic evaluation(s)" + (
+                f" of seed {cfg['seed'] + last // SEED_STRIDE}" if cfg["seeds"] > 1 else "")
+            what = f"pruned after {where}, mean eval {trial.intermediate_values.get(last, 0):.1f}"
         else:
             what = "failed: " + trial.user_attrs.get("error", "see its runner.log")
         params = ", ".join(f"{k}={as_text(v) if not isinstance(v, float) else f'{v:.3g}'}"
