@@ -199,10 +199,20 @@ def cell_name(pairs: list[tuple[str, object]]) -> str:
     return "__".join(f"{name}={value_name(value)}" for name, value in pairs)
 
 
-def grid_cells(axes: list[GridAxis], algos: list[str], overrides: dict) -> dict[str, list[list[tuple]]]:
-    """{algo: [cell, ...]}, a cell being [(field, text), ...] in --grid order; every value
-    checked with the runner's rules (together with the algorithm's --set values), and
-    every algorithm that has none of the grid's fields left out."""
+@dataclass(frozen=True)
+class Cell:
+    """One grid cell of one algorithm, checked once: its gridded (field, text) pairs in --grid
+    order, the runner's pairs (the algorithm's --set pairs, then the grid's) as typed and as
+    parsed and checked, and the cell's folder name."""
+    grid: tuple
+    pairs: list
+    values: dict
+    name: str
+
+
+def grid_cells(axes: list[GridAxis], algos: list[str], overrides: dict) -> dict[str, list[Cell]]:
+    """{algo: [Cell, ...]}; every value checked with the runner's rules (together with the
+    algorithm's --set values), and every algorithm that has none of the grid's fields left out."""
     cells = {}
     for algo in algos:
         config_cls = algorithms.get(algo).config_class()
@@ -222,11 +232,12 @@ def grid_cells(axes: list[GridAxis], algos: list[str], overrides: dict) -> dict[
                 check_overrides(config_cls, [(ax.field, text)], algo, "--grid")
         cells[algo] = []
         for combo in itertools.product(*(ax.values for ax in mine)):
-            pairs = list(zip(names, combo))
-            check_overrides(config_cls, overrides.get(algo, []) + pairs, algo, "--grid")
-            cells[algo].append(pairs)
+            pairs = overrides.get(algo, []) + list(zip(names, combo))
+            values = check_overrides(config_cls, pairs, algo, "--grid")
+            cells[algo].append(Cell(tuple(zip(names, combo)), pairs, values,
+                                    cell_name([(n, values[n]) for n in names])))
     for ax in axes:
-        if ax.algo is None and not any(ax.field in dict(c[0]) for c in cells.values()):
+        if ax.algo is None and not any(ax.field in dict(c[0].grid) for c in cells.values()):
             raise UsageError(f"argument --grid: no algorithm in --algos ({','.join(algos)}) has a "
                              f"field {ax.field}; check the name with <algo>_benchmark.py --help")
     return cells
@@ -341,13 +352,6 @@ def build_specs(args, algos, env_seeds: dict, overrides, values, runner_dir: Pat
         if getattr(args, name):
             common.append("--" + name.replace("_", "-"))
 
-    config_cache = {}
-
-    def cell_values(algo, pairs):
-        if algo not in config_cache:
-            config_cache[algo] = algorithms.get(algo).config_class()
-        return check_overrides(config_cache[algo], pairs, algo, "--grid")
-
     specs = []
     # Seed-major order: a study stopped part-way holds every algorithm's (and cell's) first seeds.
     for env_id, seeds in env_seeds.items():
@@ -357,11 +361,7 @@ def build_specs(args, algos, env_seeds: dict, overrides, values, runner_dir: Pat
                 if cells is None:
                     algo_cells = [(None, overrides.get(algo, []), values.get(algo, {}))]
                 else:
-                    algo_cells = []
-                    for pairs in cells.get(algo, []):
-                        checked = cell_values(algo, overrides.get(algo, []) + pairs)
-                        name = cell_name([(n, checked[n]) for n, _ in pairs])
-                        algo_cells.append((name, overrides.get(algo, []) + pairs, checked))
+                    algo_cells = [(c.name, c.pairs, c.values) for c in cells.get(algo, [])]
                 for name, pairs, checked in algo_cells:
                     root = results_dir if name is None else results_dir / GRID_DIR / name
                     videos = video_dir if name is None else video_dir / GRID_DIR / name
@@ -1019,10 +1019,7 @@ def plan(args):
         # each run's own folder, as the runner will check it: one may exist and be unwritable
         roots = [Path(args.video_dir)]
         if cells is not None:
-            config_classes = {a: algorithms.get(a).config_class() for a in algos}
-            roots = [Path(args.video_dir) / GRID_DIR / cell_name(
-                [(n, v) for n, v in check_overrides(config_classes[a], c, a, "--grid").items()])
-                for a in algos for c in cells[a]]
+            roots = [Path(args.video_dir) / GRID_DIR / c.name for a in algos for c in cells[a]]
         for root in dict.fromkeys(roots):
             for env_id in envs:
                 for algo in algos:
