@@ -713,11 +713,12 @@ def estimate_text(specs: list[RunSpec], throughput: Throughput, jobs: int) -> st
     """One line: the estimated wall time of ``specs`` on ``jobs`` slots, and what is not timed yet."""
     if not specs:
         return "estimated wall time: nothing to run"
-    known = [s for s in specs if throughput.estimate_s(s.algo, s.env_id, s.steps) is not None]
-    slot_s = sum(throughput.estimate_s(s.algo, s.env_id, s.steps) * s.slots for s in known)
+    estimates = [(s, throughput.estimate_s(s.algo, s.env_id, s.steps)) for s in specs]
+    known = [(s, e) for s, e in estimates if e is not None]
+    slot_s = sum(e * s.slots for s, e in known)
     text = f"estimated wall time on {jobs} slot(s): {format_duration(slot_s / jobs)}"
     if len(known) < len(specs):
-        pairs = sorted({f"{s.algo}/{s.env_id}" for s in specs if s not in known})
+        pairs = sorted({f"{s.algo}/{s.env_id}" for s, e in estimates if e is None})
         shown = ", ".join(pairs[:4]) + (f" and {len(pairs) - 4} more" if len(pairs) > 4 else "")
         text += (f" for {len(known)} of {len(specs)} runs; {len(pairs)} algorithm/env pair(s) not timed "
                  f"yet: {shown}")

@@ -100,12 +100,13 @@ def _read_table(path: Path) -> dict:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    if not isinstance(data, dict):
+    runs_by_pair = data.get("runs") if isinstance(data, dict) else None
+    if not isinstance(runs_by_pair, dict):
         return {}
     table = {}
-    for key, runs in data.get("runs", {}).items():
-        good = [(float(s), float(w)) for s, w in runs if _positive(s) and _positive(w)] \
-            if isinstance(runs, list) and all(isinstance(r, list) and len(r) == 2 for r in runs) else []
+    for key, runs in runs_by_pair.items():
+        good = [(float(r[0]), float(r[1])) for r in (runs if isinstance(runs, list) else [])
+                if isinstance(r, list) and len(r) == 2 and _positive(r[0]) and _positive(r[1])]
         if good:
             table[key] = good
     return table
