@@ -573,8 +573,7 @@ def references_markdown(rows: pd.DataFrame, note: str | None = None) -> str:
     body = []
     for r in rows.itertuples():
         budget = f"{r.budget_min:,}" if r.budget_min == r.budget_max else f"{r.budget_min:,}–{r.budget_max:,}"
-        ours = (f"{_num(r.final_eval_mean)} "
-                f"[{_num(r.final_eval_mean_ci_low)}, {_num(r.final_eval_mean_ci_high)}]")
+        ours = _ci(r.final_eval_mean, r.final_eval_mean_ci_low, r.final_eval_mean_ci_high, 1)
         if not _given(r.ref_mean):
             body.append([r.algo, r.runs, budget, ours] + ["–"] * 8)
             continue
@@ -620,9 +619,15 @@ def summarize(runs: pd.DataFrame, reps: int = 2000) -> pd.DataFrame:
 
 
 def _num(value, digits: int = 1, thousands: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if not _given(value):
         return "–"
     return f"{value:,.0f}" if thousands else f"{value:.{digits}f}"
+
+
+def _ci(point, low, high, digits: int = 2) -> str:
+    if not _given(point):
+        return "–"
+    return f"{_num(point, digits)} [{_num(low, digits)}, {_num(high, digits)}]"
 
 
 def summary_markdown(table: pd.DataFrame) -> str:
@@ -637,18 +642,16 @@ def summary_markdown(table: pd.DataFrame) -> str:
             f"{_num(100 * r.frac_evals_solved_after_solve_mean, 0)}% "
             f"[{_num(100 * r.frac_evals_solved_after_solve_mean_ci_low, 0)}, "
             f"{_num(100 * r.frac_evals_solved_after_solve_mean_ci_high, 0)}]" if r.runs_solved else "–",
-            f"{_num(r.min_eval_after_solve_mean)} "
-            f"[{_num(r.min_eval_after_solve_mean_ci_low)}, {_num(r.min_eval_after_solve_mean_ci_high)}]"
-            if r.runs_solved else "–",
+            _ci(r.min_eval_after_solve_mean, r.min_eval_after_solve_mean_ci_low,
+                r.min_eval_after_solve_mean_ci_high, 1) if r.runs_solved else "–",
             f"{_num(r.steps_to_solve_median, thousands=True)} "
             f"[{_num(r.steps_to_solve_q25, thousands=True)}–{_num(r.steps_to_solve_q75, thousands=True)}]"
             if r.runs_solved else "–",
             f"{_num(r.time_to_solve_s_median)} "
             f"[{_num(r.time_to_solve_s_q25)}–{_num(r.time_to_solve_s_q75)}]"
             if r.runs_solved else "–",
-            f"{_num(r.final_eval_mean)} "
-            f"[{_num(r.final_eval_mean_ci_low)}, {_num(r.final_eval_mean_ci_high)}]",
-            f"{_num(r.final_eval_iqm)} [{_num(r.final_eval_iqm_ci_low)}, {_num(r.final_eval_iqm_ci_high)}]",
+            _ci(r.final_eval_mean, r.final_eval_mean_ci_low, r.final_eval_mean_ci_high, 1),
+            _ci(r.final_eval_iqm, r.final_eval_iqm_ci_low, r.final_eval_iqm_ci_high, 1),
             _num(r.last100_train_return_mean),
         ])
     return markdown_table(head, rows)
@@ -788,12 +791,6 @@ def cross_env_table(cx: CrossEnv) -> pd.DataFrame:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
-def _ci(point, low, high, digits: int = 2) -> str:
-    if not _given(point):
-        return "–"
-    return f"{_num(point, digits)} [{_num(low, digits)}, {_num(high, digits)}]"
 
 
 def anchor(title: str) -> str:
