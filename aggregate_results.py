@@ -1176,13 +1176,12 @@ def suite_groups(env_ids) -> list[tuple[str, list[str]]]:
     """The envs grouped by the suite of suites.toml that holds them (the largest plain suite, not
     one made of other suites), suites in the file's order and envs in each suite's order; envs of
     no suite last, sorted, as "other envs". A missing or malformed suites file: one sorted group."""
-    from rlsuite.cli import UsageError as SuitesError
     from rlsuite.suites import load_suites
 
     env_ids = list(env_ids)
     try:
         plain = [suite for suite in load_suites().values() if not suite.members]
-    except SuitesError:
+    except UsageError:
         return [("envs", sorted(env_ids))]
     home = {}  # env id -> its suite
     for suite in plain:

@@ -202,12 +202,12 @@ def run_trial(trial, cfg: dict, space: dict, optuna) -> float:
                "--seed", str(seed), "--results-dir", str(trial_root), "--no-progress", "--overwrite",
                *cfg["passed"], *override_flags(algo, pairs, values)]
         done.append(run_seed(trial, cmd, trial_root, trial_root / cfg["env_id"] / algo / f"seed_{seed}",
-                             k, done, optuna))
+                             seed, k, done, optuna))
     return sum(done) / len(done)
 
 
-def run_seed(trial, cmd: list[str], trial_root: Path, run_dir: Path, k: int, done: list[float],
-             optuna) -> float:
+def run_seed(trial, cmd: list[str], trial_root: Path, run_dir: Path, seed: int, k: int,
+             done: list[float], optuna) -> float:
     """One runner of a trial, its evaluations reported to the pruner as they are written: the
     value is the trial's objective so far (finished seeds, and this seed's mean up to now)."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -226,9 +226,7 @@ def run_seed(trial, cmd: list[str], trial_root: Path, run_dir: Path, k: int, don
                     # of every trial comes at the first update boundary after i * eval_every, a
                     # step that differs with the rollout size, and the pruner compares equal steps.
                     trial.report(so_far, k * SEED_STRIDE + len(evals))
-                    if trial.should_prune():
-                        stop_runner(proc)
-                        seed = cmd[cmd.index("--seed") + 1]
+                    if trial.should_prune():  # the finally below stops the runner
                         raise optuna.TrialPruned(f"at evaluation {len(evals)} of seed {seed} (step {step:,}): "
                                                  f"mean eval so far {so_far:.1f}, below the median")
                 if not finished:
