@@ -171,6 +171,17 @@ def format_value(text: str) -> str:
     return f"{x:,.1f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
+def sync_image(source: Path, target: Path, write: bool, stale: list) -> None:
+    """A report's plot as docs/img/<target>: a target that is missing or differs is named in
+    ``stale``, and with ``write`` it is copied."""
+    if target.is_file() and target.read_bytes() == source.read_bytes():
+        return
+    stale.append(f"img/{target.name}")
+    if write:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+
+
 def find_curve(report_dir: Path, algo: str, pattern: str | None) -> Path | None:
     """The learning-curve PNG for RESULTS_ENV in the report folder (best guess unless ``pattern``)."""
     if pattern:
@@ -213,11 +224,7 @@ def results_section(algo: str, report_dir: Path, rows: list[dict], curve_pattern
     curve = find_curve(report_dir, algo, curve_pattern)
     if curve is not None:
         target = docs_dir / "img" / f"report_{curve.name}"
-        if write:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(curve, target)
-        elif not target.is_file() or target.read_bytes() != curve.read_bytes():
-            stale.append(f"img/{target.name}")
+        sync_image(curve, target, write, stale)
         rel = curve.relative_to(report_dir).as_posix()
         lines += ["", f"![Learning curve on {RESULTS_ENV} ({rel} in the report)](img/{target.name})"]
     else:
@@ -289,10 +296,8 @@ def cross_env_section(report_dir: Path, command: str | None, write: bool) -> tup
 
     def image(m):
         source, target = report_dir / m.group(2), DOCS / "img" / f"report_{m.group(2)}"
-        if source.is_file() and (not target.is_file() or target.read_bytes() != source.read_bytes()):
-            changed.append(f"img/{target.name}")
-            if write:
-                shutil.copyfile(source, target)
+        if source.is_file():
+            sync_image(source, target, write, changed)
         return f"![{m.group(1)}](docs/img/{target.name})"
 
     body = IMAGE_LINK.sub(image, body)
@@ -332,11 +337,7 @@ def sensitivity_section(algo: str, study_dir: Path, docs_dir: Path, write: bool)
         if not plot.is_file():
             raise DocsError(f"argument --sensitivity-dir: {plot} not found; run sensitivity_study.py "
                             "--report-only")
-        if write:
-            target.parent.mkdir(exist_ok=True)
-            shutil.copyfile(plot, target)
-        elif not target.is_file() or target.read_bytes() != plot.read_bytes():
-            stale.append(f"img/{target.name}")
+        sync_image(plot, target, write, stale)
     return body, stale
 
 
@@ -364,12 +365,7 @@ def variance_section(variance_dir: Path, docs_dir: Path, write: bool, command: s
              f"`python docs/generate.py {argument} {variance_dir.as_posix()}`:", "",
              "```bash", command, "```", "", body]
     if plot.is_file():
-        target = docs_dir / "img" / image
-        if write:
-            target.parent.mkdir(exist_ok=True)
-            shutil.copyfile(plot, target)
-        elif not target.is_file() or target.read_bytes() != plot.read_bytes():
-            stale.append(f"img/{target.name}")
+        sync_image(plot, docs_dir / "img" / image, write, stale)
         lines += ["", "![Gradient variance per estimator and snapshot (log scale)]"
                   f"(img/{image})"]
     return "\n".join(lines) + "\n", stale
@@ -425,11 +421,8 @@ def main(argv=None) -> int:
             new = SUMMARY_MARKER.sub(
                 lambda m: m.group(1) + summary_section(report["dir"], report["command"]) + m.group(3), old)
             seeds_png = report["dir"] / "seed_curves_CartPole-v1.png"
-            target = DOCS / "img" / "report_seed_curves_CartPole-v1.png"
-            if seeds_png.is_file() and (not target.is_file() or target.read_bytes() != seeds_png.read_bytes()):
-                stale.append(f"img/{target.name}")
-                if not args.check:
-                    shutil.copyfile(seeds_png, target)
+            if seeds_png.is_file():
+                sync_image(seeds_png, DOCS / "img" / "report_seed_curves_CartPole-v1.png", not args.check, stale)
             if new != old:
                 stale.append("../README.md")
                 if not args.check:
