@@ -173,21 +173,12 @@ def late_entropy(path: Path) -> float:
 
 
 def random_policy_return(env_id: str = ENV_ID, episodes: int = 100, seed: int = 0) -> float:
-    """Mean return of uniformly random actions on the final evaluation's start states, with the
-    suite's own evaluator (seed 0's final-eval seeds; each run uses its own, which differ in start
-    state only)."""
-    from rlsuite.envs import describe_env
-    from rlsuite.evaluation import Evaluator, final_eval_seeds
+    """Mean return of uniformly random actions on the final evaluation's start states
+    (rlsuite.scores.measure_random: seed 0's final-eval seeds; each run uses its own, which
+    differ in start state only)."""
+    from rlsuite.scores import measure_random
 
-    n_actions = describe_env(env_id).n_actions
-    rng = np.random.default_rng(seed)
-    evaluator = Evaluator(env_id)
-    try:
-        returns = evaluator.evaluate(lambda obs: rng.integers(n_actions, size=len(obs)),
-                                     final_eval_seeds(seed, episodes))
-    finally:
-        evaluator.close()
-    return float(returns.mean())
+    return measure_random(env_id, episodes, seed)["mean"]
 
 
 def cell_table(runs: pd.DataFrame, random_return: float) -> pd.DataFrame:

@@ -5,7 +5,8 @@
 ``references.toml`` (repository root) holds the published figures, one
 ``[[reference]]`` table each, copied with their source; ``load_references``
 checks every entry and ``reference_for`` picks the one to compare a run with.
-``random_scores.json`` holds what a uniformly random policy scores on each env,
+``random_scores.json`` holds what a uniformly random policy scores on each env (on a
+run's final-evaluation start states),
 the floor of any normalized score; the command above measures it and merges
 the result into the file. Only the registry's names are read here
 (``rlsuite.algorithms.NAMES``); no algorithm module is imported.
@@ -24,7 +25,7 @@ import numpy as np
 
 from rlsuite.algorithms import NAMES
 from rlsuite.cli import MAX_EVAL_EPISODES, OneLineParser, UsageError, check_writable, create_folder, integer
-from rlsuite.envs import EnvError, describe_env, make_env
+from rlsuite.envs import EnvError, describe_env
 from rlsuite.records import read_toml, write_json_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,28 +160,28 @@ def reference_for(refs: list[Reference], env: str, algo: str, budget: int | None
 def measure_random(env_id: str, episodes: int = 100, seed: int = 0) -> dict:
     """Mean and std of the return of a uniformly random policy over ``episodes`` episodes.
 
-    The env is the suite's (``make_env``: registered wrappers, TimeLimit included, MUJOCO_GL
-    set as for training); its first reset is seeded with ``seed`` and later ones continue its
-    RNG, and actions are ``env.action_space.sample()`` from the action space seeded with
-    ``seed``, so a seed gives the same figures on a given machine. EnvError for an id the
-    suite cannot run.
+    Played by the suite's evaluator on the start states of a run's final evaluation
+    (``final_eval_seeds(seed, episodes)``), so the floor of a normalized score faces what the
+    runs faced; actions are uniform over the Discrete actions or the Box bounds, drawn from a
+    generator seeded with ``seed``. EnvError for an id the suite cannot run.
     """
-    describe_env(env_id)
-    env = make_env(env_id)
-    returns = []
+    from rlsuite.evaluation import Evaluator, final_eval_seeds  # torch: only when measuring
+
+    info = describe_env(env_id)
+    rng = np.random.default_rng(seed)
+    if info.n_actions is not None:
+        def act(obs):
+            return rng.integers(info.n_actions, size=len(obs))
+    else:
+        low, high = np.asarray(info.action_low), np.asarray(info.action_high)
+
+        def act(obs):
+            return rng.uniform(low, high, size=(len(obs), info.action_dim))
+    evaluator = Evaluator(env_id)
     try:
-        env.action_space.seed(seed)
-        for episode in range(episodes):
-            env.reset(seed=seed if episode == 0 else None)
-            total, done = 0.0, False
-            while not done:
-                _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
-                total += float(reward)
-                done = terminated or truncated
-            returns.append(total)
+        values = evaluator.evaluate(act, final_eval_seeds(seed, episodes))
     finally:
-        env.close()
-    values = np.asarray(returns, dtype=np.float64)
+        evaluator.close()
     return {"mean": float(values.mean()), "std": float(values.std()), "episodes": episodes, "seed": seed}
 
 
