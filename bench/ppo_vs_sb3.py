@@ -49,15 +49,16 @@ def our_flags(s: dict) -> list[str]:
             "--clip-coef", s["clip_range"], "--ent-coef", s["ent_coef"]]
 
 
-def ensure_venv() -> Path:
-    python = VENV / "bin" / "python"
+def ensure_venv(venv: Path = VENV, packages: list[str] = SB3_PACKAGES) -> Path:
+    """A virtualenv for a peer library (bench/ppo_vs_cleanrl.py uses it too), created on first use."""
+    python = venv / "bin" / "python"
     if python.exists():
         return python
-    print(f"creating {VENV} (torch==2.13.0, {' '.join(SB3_PACKAGES)})", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    print(f"creating {venv} (torch==2.13.0, {' '.join(packages)})", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(python), "-m", "pip", "install", "-q"]
-    subprocess.run(pip + ["torch==2.13.0"], check=True)  # first: keeps SB3 from pulling CUDA torch
-    subprocess.run(pip + SB3_PACKAGES, check=True)
+    subprocess.run(pip + ["torch==2.13.0"], check=True)  # first: keeps the peer from pulling CUDA torch
+    subprocess.run(pip + packages, check=True)
     return python
 
 
