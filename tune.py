@@ -15,12 +15,24 @@ trials that fall behind. Each trial is an ordinary runner process
 the pruner. A pruned trial's runner is stopped with SIGTERM, as the
 orchestrator stops one.
 
-The objective is the mean over a trial's periodic greedy evaluations (the
-area under its eval curve, per evaluation): it rewards solving soon and
-staying solved, and the value reported at step s is the same quantity over
-the evaluations up to s, which is what the median pruner compares. With
-``--seeds K`` a trial trains K consecutive seeds one after another and the
-objective is the mean over them: one seed's luck then picks no entry.
+Two objectives (``--objective``):
+
+- ``mean-eval`` (the default): the mean over a trial's periodic greedy
+  evaluations (the area under its eval curve, per evaluation). It rewards
+  solving soon and staying solved, the right aim where the budget is generous
+  and speed is what separates settings (CartPole-v1). The value reported at
+  step s is the same quantity over the evaluations up to s.
+- ``final-eval``: the run's final 100-episode greedy evaluation
+  (``final_eval_mean`` of summary.json), the figure the suite compares with
+  published scores at a fixed budget (rl-zoo's tuner optimizes the last
+  evaluation too). A fast learner that ends lower loses here: on Pendulum-v1
+  the best ``mean-eval`` entries learned sooner than the presets and ended
+  worse. The value reported at step s is the latest periodic evaluation.
+
+With ``--seeds K`` a trial trains K consecutive seeds one after another and
+the objective is the mean over them: one seed's luck then picks no entry;
+what the pruner sees mid-seed is that mean with the running seed's value so
+far.
 
 The study lives in a database: by default the SQLite file
 ``results/tuning/<study>.db``, so Ctrl-C loses only the running trial, and
@@ -61,12 +73,15 @@ from rlsuite.cli import (
     integer,
     positive_int,
 )
+from rlsuite.records import read_summary
 
 ROOT = Path(__file__).resolve().parent
 PROG = "tune.py"
 TUNING_DIR = "tuning"  # under --results-dir
 GRACE_S = 10.0         # SIGTERM -> SIGKILL for a pruned or interrupted trial's runner
 POLL_S = 0.25
+# --objective: what a trial maximizes, as the printed lines name it
+OBJECTIVES = {"mean-eval": "mean periodic eval", "final-eval": "final eval"}
 HEARTBEAT_S, HEARTBEAT_GRACE_S = 30, 120  # several machines: a trial silent this long has died
 SPACE_KINDS = ("log", "float", "int", "choice")
 
@@ -180,7 +195,7 @@ SEED_STRIDE = 1_000_000  # pruner step of seed k's i-th evaluation: k * SEED_STR
 
 def run_trial(trial, cfg: dict, space: dict, optuna) -> float:
     """Train the suggested values on ``cfg["seeds"]`` consecutive seeds, one runner after another;
-    the objective is the mean over the seeds of each run's mean periodic greedy evaluation."""
+    the objective is the mean over the seeds of each run's objective (``cfg["objective"]``)."""
     params = suggest(trial, space)
     algo = cfg["algo"]
     config_cls = algorithms.get(algo).config_class()
@@ -202,14 +217,15 @@ def run_trial(trial, cfg: dict, space: dict, optuna) -> float:
                "--seed", str(seed), "--results-dir", str(trial_root), "--no-progress", "--overwrite",
                *cfg["passed"], *override_flags(algo, pairs, values)]
         done.append(run_seed(trial, cmd, trial_root, trial_root / cfg["env_id"] / algo / f"seed_{seed}",
-                             seed, k, done, optuna))
+                             seed, k, done, optuna, cfg.get("objective", "mean-eval")))
     return sum(done) / len(done)
 
 
 def run_seed(trial, cmd: list[str], trial_root: Path, run_dir: Path, seed: int, k: int,
-             done: list[float], optuna) -> float:
+             done: list[float], optuna, objective: str = "mean-eval") -> float:
     """One runner of a trial, its evaluations reported to the pruner as they are written: the
-    value is the trial's objective so far (finished seeds, and this seed's mean up to now)."""
+    value is the trial's objective so far (finished seeds, and this seed's value up to now: the mean
+    of its evaluations for ``mean-eval``, the latest one for ``final-eval``)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     evals: list[float] = []
     with open(trial_root / "runner.log", "a" if k else "w", encoding="utf-8") as log:
@@ -221,14 +237,15 @@ def run_seed(trial, cmd: list[str], trial_root: Path, run_dir: Path, seed: int, 
                 finished = proc.poll() is not None  # read once more after the runner ends
                 for step, mean_return in read_new_evals(run_dir / "evals.csv", len(evals)):
                     evals.append(mean_return)
-                    so_far = (sum(done) + sum(evals) / len(evals)) / (len(done) + 1)
+                    this_seed = sum(evals) / len(evals) if objective == "mean-eval" else evals[-1]
+                    so_far = (sum(done) + this_seed) / (len(done) + 1)
                     # Reported at the evaluation's index, not its global_step: the i-th evaluation
                     # of every trial comes at the first update boundary after i * eval_every, a
                     # step that differs with the rollout size, and the pruner compares equal steps.
                     trial.report(so_far, k * SEED_STRIDE + len(evals))
                     if trial.should_prune():  # the finally below stops the runner
                         raise optuna.TrialPruned(f"at evaluation {len(evals)} of seed {seed} (step {step:,}): "
-                                                 f"mean eval so far {so_far:.1f}, below the median")
+                                                 f"objective so far {so_far:.1f}, below the median")
                 if not finished:
                     time.sleep(POLL_S)
         finally:
@@ -238,10 +255,15 @@ def run_seed(trial, cmd: list[str], trial_root: Path, run_dir: Path, seed: int, 
         error = f"{Path(cmd[1]).name} exited {proc.returncode}; see {trial_root / 'runner.log'}"
     elif not evals or not all(math.isfinite(v) for v in evals):
         error = "no periodic evaluation (give --total-steps above --eval-every)"
+    final = None
+    if not error and objective == "final-eval":
+        final = (read_summary(run_dir) or {}).get("final_eval_mean")
+        if not isinstance(final, (int, float)) or not math.isfinite(final):
+            error = f"no final evaluation in {run_dir / 'summary.json'}"
     if error:
         trial.set_user_attr("error", error)
         raise TrialFailed(error)
-    return sum(evals) / len(evals)
+    return sum(evals) / len(evals) if objective == "mean-eval" else float(final)
 
 
 # -- the study ---------------------------------------------------------------------------
@@ -308,7 +330,7 @@ def preset_entry(study, cfg: dict, optuna) -> str:
                        if any(t.state == s for t in trials))
     over = f" over seeds {cfg['seed']}-{cfg['seed'] + cfg['seeds'] - 1}" if cfg.get("seeds", 1) > 1 else ""
     lines = [f"# best of {len(trials)} trial(s) ({counts}): trial {best.number}, "
-             f"mean periodic greedy eval {best.value:.1f}{over}",
+             f"{OBJECTIVES[cfg.get('objective', 'mean-eval')]} {best.value:.1f}{over}",
              f'[{cfg["algo"]}."{cfg["env_id"]}"]',
              f'source = {toml_value("optuna study " + study.study_name + " (tune.py, " + cfg["storage_shown"] + ")")}']
     if cfg["total_steps"] is not None:
@@ -354,6 +376,10 @@ def build_parser() -> OneLineParser:
     p.add_argument("--seeds", type=positive_int, default=1, metavar="K",
                    help="seeds per trial: SEED, SEED+1, ... trained one after another; the objective is "
                         "their mean, so one lucky seed does not pick the entry (default: 1)")
+    p.add_argument("--objective", choices=tuple(OBJECTIVES), default="mean-eval",
+                   help="what a trial maximizes: mean-eval, the mean of its periodic greedy evaluations "
+                        "(learn soon, stay solved); final-eval, its final 100-episode greedy evaluation "
+                        "(the figure compared with published scores) (default: mean-eval)")
     p.add_argument("--startup-trials", type=integer, default=5, metavar="N",
                    help="trials before the pruner prunes and TPE models (default: 5)")
     p.add_argument("--warmup-evals", type=integer, default=3, metavar="N",
@@ -402,7 +428,7 @@ def plan(args) -> dict:
                          "pip install -r requirements-tune.txt") from None
     return {"algo": args.algo, "env_id": env_id, "space": space, "study_name": study_name,
             "study_dir": (results_dir / TUNING_DIR / slug(study_name)).absolute(), "seed": args.seed,
-            "seeds": args.seeds,
+            "seeds": args.seeds, "objective": args.objective,
             "passed": passed, "total_steps": args.total_steps, "optuna": optuna}
 
 
@@ -440,8 +466,10 @@ def main(argv=None) -> int:
             pruner=optuna.pruners.MedianPruner(n_startup_trials=args.startup_trials,
                                                n_warmup_steps=args.warmup_evals, n_min_trials=1))
         tag = {"algo": cfg["algo"], "env_id": cfg["env_id"], "total_steps": args.total_steps,
-               "eval_every": args.eval_every, "seed": args.seed, "seeds": args.seeds}
-        made = dict({"seeds": 1}, **study.user_attrs)  # a study from before --seeds trained one seed
+               "eval_every": args.eval_every, "seed": args.seed, "seeds": args.seeds,
+               "objective": args.objective}
+        # a study from before --seeds trained one seed, from before --objective maximized mean-eval
+        made = dict({"seeds": 1, "objective": "mean-eval"}, **study.user_attrs)
         if not study.user_attrs:
             for key, value in tag.items():
                 study.set_user_attr(key, value)
@@ -466,13 +494,13 @@ def main(argv=None) -> int:
 
     def report(study, trial):
         if trial.state == states.COMPLETE:
-            what = f"complete, mean periodic eval {trial.value:.1f}"
+            what = f"complete, {OBJECTIVES[cfg['objective']]} {trial.value:.1f}"
         elif trial.state == states.PRUNED:
             last = max(trial.intermediate_values) if trial.intermediate_values else 0
             # steps are k * SEED_STRIDE + i for the i-th evaluation of the k-th seed
             where = f"{last % SEED_STRIDE} periodic evaluation(s)" + (
                 f" of seed {cfg['seed'] + last // SEED_STRIDE}" if cfg["seeds"] > 1 else "")
-            what = f"pruned after {where}, mean eval {trial.intermediate_values.get(last, 0):.1f}"
+            what = f"pruned after {where}, value then {trial.intermediate_values.get(last, 0):.1f}"
         else:
             what = "failed: " + trial.user_attrs.get("error", "see its runner.log")
         params = ", ".join(f"{k}={as_text(v) if not isinstance(v, float) else f'{v:.3g}'}"

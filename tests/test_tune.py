@@ -1,6 +1,7 @@
 """tune.py: search spaces, a tiny study that is interrupted and resumed, bad input."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -171,3 +172,33 @@ def test_a_trial_over_two_seeds_scores_their_mean(tmp_path):
                               storage=f"sqlite:///{study_dir}.db")
     assert study.best_trial.value == pytest.approx(sum(means) / 2)
     assert "over seeds 4-5" in proc.stdout
+
+
+def test_the_final_eval_objective_scores_the_mean_of_the_final_evaluations(tmp_path):
+    cmd = [sys.executable, str(ROOT / "tune.py"), "policy_gradient", "--env", "CartPole-v1", "--trials", "1",
+           "--seeds", "2", "--seed", "4", "--objective", "final-eval", "--results-dir", str(tmp_path / "r"),
+           *TINY]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    study_dir = tmp_path / "r" / "tuning" / "policy_gradient-CartPole-v1"
+    runs = study_dir / "trial_0" / "CartPole-v1" / "policy_gradient"
+    finals = [json.loads((runs / f"seed_{seed}" / "summary.json").read_text())["final_eval_mean"]
+              for seed in (4, 5)]
+    study = optuna.load_study(study_name="policy_gradient-CartPole-v1", storage=f"sqlite:///{study_dir}.db")
+    assert study.best_trial.value == pytest.approx(sum(finals) / 2)
+    assert study.user_attrs["objective"] == "final-eval"
+    assert "trial 0: complete, final eval" in proc.stdout and "final eval" in proc.stdout.split("preset entry")[1]
+
+
+def test_a_study_made_for_another_objective_is_refused(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path / 'study.db'}"
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(study_name="mine", storage=db)
+    # a study from before --objective existed: it maximized the mean periodic evaluation
+    for key, value in {"algo": "ppo", "env_id": "CartPole-v1", "total_steps": None, "eval_every": None,
+                       "seed": 1, "seeds": 1}.items():
+        study.set_user_attr(key, value)
+    assert tune.main(["ppo", "--trials", "1", "--storage", db, "--study-name", "mine", "--objective",
+                      "final-eval", "--results-dir", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"was made with .*objective=mean-eval", err) and len(err.strip().splitlines()) == 1, err
