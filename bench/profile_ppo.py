@@ -16,7 +16,6 @@ time.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import ppo  # noqa: E402
 from rlsuite import rollout  # noqa: E402
-from rlsuite.cli import parse_args  # noqa: E402
+from rlsuite.cli import OneLineParser, parse_args, positive_int  # noqa: E402
 from rlsuite.envs import Normalization, ObsNormalization, describe_env, make_vec_env  # noqa: E402
 from rlsuite.evaluation import Evaluator, action_bounds, greedy_policy, periodic_eval_seeds  # noqa: E402
 
@@ -78,9 +77,9 @@ def timed(fn, bucket, key):
 def main() -> int:
     argv = sys.argv[1:]
     ours, extra = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, ZOO)
-    p = argparse.ArgumentParser(prog="profile_ppo.py", usage=__doc__)
-    p.add_argument("--steps", type=int, default=30_000, help="training steps of the timed run")
-    p.add_argument("--profile-steps", type=int, default=5_000, help="training steps of the profiled run")
+    p = OneLineParser(prog="profile_ppo.py", description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=positive_int, default=30_000, help="training steps of the timed run")
+    p.add_argument("--profile-steps", type=positive_int, default=5_000, help="training steps of the profiled run")
     p.add_argument("--eval-episodes", type=int, default=20, help="episodes of the timed periodic evaluation")
     opts = p.parse_args(ours)
     steps = opts.steps
