@@ -10,6 +10,8 @@ the fallback for pairs the results tree has not timed yet.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
 import os
@@ -136,12 +138,31 @@ class Throughput:
         return None if rate is None else steps / rate
 
     def add(self, algo: str, env_id: str, steps: int, wall_s: float) -> None:
-        """Record one finished run and rewrite the results tree's table (atomically)."""
+        """Record one finished run and rewrite the results tree's table (atomically).
+
+        The file is read again under a lock and the run added to what it holds then, so
+        two orchestrators sharing a results tree (another suite, a grid) keep each
+        other's runs instead of the last writer's copy winning."""
         if self.path is None or not (_positive(steps) and _positive(wall_s)):
             return
         key = f"{algo}/{env_id}"
-        self.measured[key] = (self.measured.get(key, []) + [(float(steps), float(wall_s))])[-RECENT_RUNS:]
-        write_table(self.path, self.measured)
+        with _locked(self.path.with_name(self.path.name + ".lock")):
+            table = _read_table(self.path)
+            table[key] = (table.get(key, []) + [(float(steps), float(wall_s))])[-RECENT_RUNS:]
+            write_table(self.path, table)
+        self.measured = table
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive flock on ``path`` (created if missing) for the duration of the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def write_table(path: Path, table: dict) -> None:

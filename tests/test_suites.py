@@ -86,6 +86,17 @@ def test_throughput_prefers_the_results_tree_and_keeps_recent_runs(tmp_path):
     assert merge_tables([tmp_path / "results" / "throughput.json", shipped], out) == 2
 
 
+def test_two_orchestrators_sharing_a_results_tree_keep_each_others_runs(tmp_path):
+    # both read the (empty) table before either finished a run, as two suites started side by side
+    first, second = (Throughput(tmp_path / "results", tmp_path / "none.json") for _ in range(2))
+    first.add("ppo", "HalfCheetah-v5", 1000, 1.0)
+    second.add("a2c", "Acrobot-v1", 500, 1.0)
+    first.add("ppo", "HalfCheetah-v5", 3000, 1.0)
+    runs = json.loads((tmp_path / "results" / "throughput.json").read_text())["runs"]
+    assert runs == {"a2c/Acrobot-v1": [[500, 1.0]], "ppo/HalfCheetah-v5": [[1000, 1.0], [3000, 1.0]]}
+    assert first.steps_per_s("a2c", "Acrobot-v1") == pytest.approx(500.0)
+
+
 def test_a_broken_throughput_file_is_an_empty_table(tmp_path):
     bad = tmp_path / "t.json"
     for text in ("not json", "[1, 2]", '{"runs": {"ppo/CartPole-v1": [[-1, 2]]}}',
