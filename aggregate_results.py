@@ -528,30 +528,42 @@ def version_note(env_version: str, env_id: str) -> str:
 
 REFERENCE_COLUMNS = ["env_id", "algo", "runs", "budget_min", "budget_max", "final_eval_mean",
                      "final_eval_mean_ci_low", "final_eval_mean_ci_high", "library", "env_version",
-                     "ref_mean", "ref_std", "ref_budget", "ref_seeds", "metric", "url", "note", "verdict"]
+                     "ref_mean", "ref_std", "ref_budget", "ref_seeds", "metric", "url", "note",
+                     "compare_with", "ours_mean", "ours_ci_low", "ours_ci_high", "verdict"]
+OURS_LABEL = {"final_eval_mean": "final eval", "last100_train_return": "last-100 train return"}
 
 
 def reference_rows(table: pd.DataFrame, runs: pd.DataFrame,
-                   references: list[dict] | None) -> pd.DataFrame:
+                   references: list[dict] | None, reps: int = 2000) -> pd.DataFrame:
     """Per env x algorithm with runs: our final eval mean with its CI (``table``, from summarize())
     and budget, beside every published figure for that pair; one row without a figure (NaN/None)
-    where there is none. ``verdict`` says where the figure lies against our CI."""
+    where there is none. Each figure is set beside the figure of ours it measures the same way
+    (its ``compare_with``: the final eval mean, or the runs' last-100 training return with its
+    own bootstrap CI), and ``verdict`` says where it lies against that CI."""
     out = []
     for r in table.itertuples():
-        steps = runs.loc[(runs["env_id"] == r.env_id) & (runs["algo"] == r.algo), "total_steps"]
-        ours = {"env_id": r.env_id, "algo": r.algo, "runs": r.runs, "budget_min": int(steps.min()),
-                "budget_max": int(steps.max()), "final_eval_mean": r.final_eval_mean,
+        pair = runs[(runs["env_id"] == r.env_id) & (runs["algo"] == r.algo)]
+        ours = {"env_id": r.env_id, "algo": r.algo, "runs": r.runs, "budget_min": int(pair["total_steps"].min()),
+                "budget_max": int(pair["total_steps"].max()), "final_eval_mean": r.final_eval_mean,
                 "final_eval_mean_ci_low": r.final_eval_mean_ci_low,
                 "final_eval_mean_ci_high": r.final_eval_mean_ci_high}
         found = [ref for ref in references or [] if (ref["env"], ref["algo"]) == (r.env_id, r.algo)]
         for ref in found or [None]:
             row = dict.fromkeys(REFERENCE_COLUMNS) | ours
             if ref is not None:
+                compare_with = ref.get("compare_with", "final_eval_mean")
+                if compare_with == "final_eval_mean":
+                    figure = (r.final_eval_mean, r.final_eval_mean_ci_low, r.final_eval_mean_ci_high)
+                else:
+                    values = pd.to_numeric(pair[compare_with]).dropna().to_numpy(float)
+                    figure = bootstrap_ci(values, mean, reps) if values.size else (np.nan,) * 3
                 row.update({
                     "library": ref["library"], "env_version": ref["env_version"], "ref_mean": ref["mean"],
                     "ref_std": ref.get("std"), "ref_budget": ref["budget"], "ref_seeds": ref.get("seeds"),
                     "metric": ref["metric"], "url": ref["url"], "note": ref.get("note"),
-                    "verdict": verdict(ref["mean"], r.final_eval_mean_ci_low, r.final_eval_mean_ci_high)})
+                    "compare_with": compare_with, "ours_mean": figure[0], "ours_ci_low": figure[1],
+                    "ours_ci_high": figure[2],
+                    "verdict": verdict(ref["mean"], figure[1], figure[2]) if _given(figure[0]) else None})
             out.append(row)
     return pd.DataFrame(out, columns=REFERENCE_COLUMNS).astype({"ref_budget": "Int64", "ref_seeds": "Int64"})
 
@@ -566,19 +578,23 @@ def _given(value) -> bool:
 
 
 def references_markdown(rows: pd.DataFrame, note: str | None = None) -> str:
-    """One env's reference_rows() as a table, "–" wherever a figure is missing, and the note."""
-    head = ["algorithm", "runs", "our budget (steps)", "our final eval mean [95% CI]",
+    """One env's reference_rows() as a table, "–" wherever a figure is missing, and the note.
+    A figure compared with something other than our final eval says what, beside our number."""
+    head = ["algorithm", "runs", "our budget (steps)", "ours [95% CI]: final eval unless named",
             "published mean ± std", "published vs our CI", "source", "measured on", "its budget (steps)",
             "its seeds", "its metric", "note"]
     body = []
     for r in rows.itertuples():
         budget = f"{r.budget_min:,}" if r.budget_min == r.budget_max else f"{r.budget_min:,}–{r.budget_max:,}"
-        ours = _ci(r.final_eval_mean, r.final_eval_mean_ci_low, r.final_eval_mean_ci_high, 1)
         if not _given(r.ref_mean):
+            ours = _ci(r.final_eval_mean, r.final_eval_mean_ci_low, r.final_eval_mean_ci_high, 1)
             body.append([r.algo, r.runs, budget, ours] + ["–"] * 8)
             continue
+        ours = _ci(r.ours_mean, r.ours_ci_low, r.ours_ci_high, 1)
+        if r.compare_with != "final_eval_mean":
+            ours += f" {OURS_LABEL[r.compare_with]}"
         published = _num(r.ref_mean) + (f" ± {_num(r.ref_std)}" if _given(r.ref_std) else "")
-        body.append([r.algo, r.runs, budget, ours, published, r.verdict,
+        body.append([r.algo, r.runs, budget, ours, published, r.verdict if _given(r.verdict) else "–",
                      f"[{r.library}]({url_target(r.url)})", version_note(r.env_version, r.env_id),
                      f"{int(r.ref_budget):,}", int(r.ref_seeds) if _given(r.ref_seeds) else "–", r.metric,
                      r.note if _given(r.note) else "–"])
@@ -1327,7 +1343,7 @@ def _main(argv) -> int:
     for note in (references_note, random_note):
         if note:
             print(f"note: {note}")
-    compared = reference_rows(table, loaded.runs, references)
+    compared = reference_rows(table, loaded.runs, references, args.reps)
     compared.to_csv(out / "references.csv", index=False)
     references_md = {env_id: references_markdown(rows, references_note)
                      for env_id, rows in compared.groupby("env_id", sort=False)}

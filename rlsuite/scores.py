@@ -49,10 +49,14 @@ class Reference:
     metric: str
     url: str
     note: str | None = None
+    compare_with: str = "final_eval_mean"
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Reference))
-OPTIONAL = frozenset({"std", "seeds", "note"})
+OPTIONAL = frozenset({"std", "seeds", "note", "compare_with"})
+# Which of our per-run figures a published one is set beside: the final greedy evaluation, or
+# the mean of the last 100 training episodes (what CleanRL's tables report).
+COMPARABLE = ("final_eval_mean", "last100_train_return")
 TEXT_FIELDS = frozenset({"env", "algo", "library", "env_version", "metric", "url", "note"})
 
 
@@ -70,6 +74,10 @@ def _check_value(name: str, value):
         if name == "algo" and value not in NAMES:
             raise ValueError(f"algo: unknown algorithm {value!r}; known: {', '.join(NAMES)}")
         return value.strip()
+    if name == "compare_with":
+        if value not in COMPARABLE:
+            raise ValueError(f"compare_with: expected one of {', '.join(COMPARABLE)}, got {value!r}")
+        return value
     if name in ("mean", "std"):
         if not _number(value):
             raise ValueError(f"{name}: expected a finite number, got {value!r}")

@@ -511,6 +511,21 @@ def test_reference_table_shows_a_dash_where_no_figure_is_published(tree):
     assert missing.count(" – |" * 8) == 2 and missing.endswith("\nNote: references.toml not found.\n")
 
 
+def test_a_training_return_figure_is_placed_against_our_training_return(tree):
+    runs = agg.load_results(tree).runs  # every run's last100_train_return is 100; ppo's final evals mean 454
+    table = agg.summarize(runs, reps=500)
+    refs = [reference(mean=100.0, library="CleanRL", compare_with="last100_train_return"),
+            reference(mean=100.0)]
+    rows = agg.reference_rows(table, runs, refs, reps=500)
+    ppo = rows[rows["algo"] == "ppo"]
+    assert list(ppo["compare_with"]) == ["last100_train_return", "final_eval_mean"]
+    assert list(ppo["ours_mean"]) == pytest.approx([100.0, 454.0])
+    assert list(ppo["verdict"]) == ["inside", "below"]
+    text = agg.references_markdown(ppo)
+    assert "| 100.0 [100.0, 100.0] last-100 train return | 100.0 ± 10.0 | inside | [CleanRL]" in text
+    assert "| 454.0 [" in text and "| 100.0 ± 10.0 | below | [SB3 rl-zoo]" in text
+
+
 # -- across environments: normalization, aggregates, the page -----------------------------------
 
 def test_the_reference_score_of_an_env_is_its_best_ppo_figure_else_its_best_figure():

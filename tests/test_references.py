@@ -72,6 +72,9 @@ def test_the_issue_figures_are_the_published_ones():
 def test_good_hand_made_file_loads(tmp_path):
     (ref,) = load_references(write(tmp_path, GOOD))
     assert ref.mean == 500.0 and isinstance(ref.mean, float) and ref.note is None
+    assert ref.compare_with == "final_eval_mean"  # the default: set beside our final greedy eval
+    (ref,) = load_references(write(tmp_path, GOOD + 'compare_with = "last100_train_return"\n'))
+    assert ref.compare_with == "last100_train_return"
 
 
 @pytest.mark.parametrize("text, fragments", [
@@ -80,6 +83,7 @@ def test_good_hand_made_file_loads(tmp_path):
     (GOOD.replace('algo = "ppo"', 'algo = "dqn"'), ["#1", "unknown algorithm 'dqn'", "ppo"]),
     (GOOD.replace("mean = 500.0", 'mean = "500"'), ["mean", "finite number"]),
     (GOOD.replace("budget = 100_000", "budget = 1.5"), ["budget", "positive integer"]),
+    (GOOD + 'compare_with = "train"\n', ["#1", "compare_with", "final_eval_mean, last100_train_return"]),
     (GOOD + GOOD, ["#2", "same env, algo, library and budget as entry #1"]),
     ("[reference]\nenv = 1\n", ["array of tables"]),
     ("reference = [", ["not valid TOML"]),
