@@ -288,7 +288,7 @@ class RunSpec:
 @dataclass
 class Outcome:
     spec: RunSpec
-    status: str  # completed | failed | interrupted
+    status: str  # completed | failed | interrupted | skipped (completed by another orchestrator)
     wall_s: float = 0.0
     summary: dict | None = None
     error: str | None = None
@@ -787,8 +787,12 @@ class StopRequest:
 
 
 def schedule(specs: list[RunSpec], backend, jobs: int, strict: bool, progress: Progress,
-             poll_s: float = 0.2) -> tuple[list[Outcome], bool]:
+             poll_s: float = 0.2, recheck: bool = True) -> tuple[list[Outcome], bool]:
     """Keep up to ``jobs`` slots busy, starting runs in matrix order. Returns (outcomes, interrupted).
+
+    With ``recheck`` (not under --overwrite), a run found completed when its turn comes
+    (another orchestrator sharing the results tree finished it after this one planned) is
+    not started again: its outcome is "skipped".
 
     A run that does not fit yet (an A3C run wants a slot per worker) is not
     overtaken: the runs after it wait until it has started. First fit would let
@@ -814,6 +818,13 @@ def schedule(specs: list[RunSpec], backend, jobs: int, strict: bool, progress: P
             for spec in list(pending):
                 if stop_reason or spec.slots > free:
                     break
+                if recheck and is_completed(spec.run_dir):
+                    pending.remove(spec)
+                    outcome = Outcome(spec, "skipped", summary=read_summary(spec.run_dir))
+                    outcomes.append(outcome)
+                    progress.advance(f"skipped {spec.label}: completed meanwhile (another orchestrator "
+                                     "shares this results tree)", outcome)
+                    continue
                 # A failed or interrupted attempt's summary must not be read as this attempt's
                 # outcome if the runner dies before replacing it.
                 if not is_completed(spec.run_dir):
@@ -1114,7 +1125,7 @@ def main(argv=None) -> int:
     for o in outcomes:
         progress.advance(fmt_outcome(o))
     try:
-        ran, interrupted = schedule(todo, backend, jobs, args.strict, progress)
+        ran, interrupted = schedule(todo, backend, jobs, args.strict, progress, recheck=not args.overwrite)
     finally:
         progress.close()
         backend.close()
@@ -1128,6 +1139,7 @@ def main(argv=None) -> int:
     elif failures_path.exists():
         failures_path.unlink()
     completed = sum(o.status == "completed" for o in outcomes)
+    already += sum(o.status == "skipped" for o in outcomes)
     print(f"\n{completed} run(s) completed now, {already} skipped as already completed, "
           f"{len(failures)} failed; wall time {wall / 60:.1f} min ({wall:.0f} s)")
     if failures:

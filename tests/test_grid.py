@@ -147,3 +147,31 @@ def test_a_run_that_needs_more_slots_is_not_overtaken(tmp_path):
     outcomes, interrupted = run_all_comparison.schedule(specs, Backend(), 2, False, progress, poll_s=0)
     assert not interrupted and len(outcomes) == 4
     assert started == ["ppo1", "a3c1", "ppo2", "ppo3"]
+
+
+def test_a_run_completed_meanwhile_by_another_orchestrator_is_skipped_not_started(tmp_path):
+    started = []
+
+    class Backend:
+        stop_wait = 0
+
+        def start(self, spec):
+            started.append(spec.seed)
+            return {}
+
+        def poll(self, handle):
+            return {"returncode": 0, "wall_s": 1.0}
+
+    specs = [run_all_comparison.RunSpec("ppo", "CartPole-v1", seed, tmp_path / str(seed), [], 1) for seed in (1, 2)]
+    # seed 2 was still to run when this orchestrator planned; another one has finished it since
+    specs[1].run_dir.mkdir()
+    (specs[1].run_dir / "summary.json").write_text(json.dumps({"status": "completed", "seed": 2}))
+    progress = run_all_comparison.Progress(len(specs), 0, show_bar=False)
+    outcomes, _ = run_all_comparison.schedule(specs, Backend(), 1, False, progress, poll_s=0)
+    assert started == [1]
+    assert sorted((o.spec.seed, o.status) for o in outcomes)[1] == (2, "skipped")
+    # under --overwrite the completed run is what the user asked to redo
+    started.clear()
+    progress = run_all_comparison.Progress(len(specs), 0, show_bar=False)
+    run_all_comparison.schedule(specs[1:], Backend(), 1, False, progress, poll_s=0, recheck=False)
+    assert started == [2]
