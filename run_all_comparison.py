@@ -818,7 +818,8 @@ def schedule(specs: list[RunSpec], backend, jobs: int, strict: bool, progress: P
             for spec in list(pending):
                 if stop_reason or spec.slots > free:
                     break
-                if recheck and is_completed(spec.run_dir):
+                completed = is_completed(spec.run_dir)
+                if recheck and completed:
                     pending.remove(spec)
                     outcome = Outcome(spec, "skipped", summary=read_summary(spec.run_dir))
                     outcomes.append(outcome)
@@ -827,7 +828,7 @@ def schedule(specs: list[RunSpec], backend, jobs: int, strict: bool, progress: P
                     continue
                 # A failed or interrupted attempt's summary must not be read as this attempt's
                 # outcome if the runner dies before replacing it.
-                if not is_completed(spec.run_dir):
+                if not completed:
                     (spec.run_dir / "summary.json").unlink(missing_ok=True)
                 running[id(spec)] = (spec, backend.start(spec))
                 pending.remove(spec)
