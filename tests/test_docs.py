@@ -357,7 +357,9 @@ def test_the_cross_env_page_becomes_a_readme_section(tmp_path):
     report.mkdir()
     (report / "cross_env.md").write_text(
         "# Across environments\n\nScores from 2 environments.\n\n## Probability of improvement\n\n"
-        "| P | a |\n|---|---|\n\n![Profile](performance_profile_all_envs.png)\n", encoding="utf-8")
+        "| P | a |\n|---|---|\n\n![Profile](performance_profile_all_envs.png)\n\n"
+        "Machine-readable: [cross_env.csv](cross_env.csv), [Agarwal](https://arxiv.org/abs/2108.13264), "
+        "[above](#probability-of-improvement).\n", encoding="utf-8")
     (report / "performance_profile_all_envs.png").write_bytes(b"not really a png")
     body, changed = gen.cross_env_section(report, "python run_all_comparison.py --suite box2d", write=False)
     assert "# Across environments" not in body and "Scores from 2 environments." in body
@@ -365,6 +367,9 @@ def test_the_cross_env_page_becomes_a_readme_section(tmp_path):
     assert "![Profile](docs/img/report_performance_profile_all_envs.png)" in body
     assert changed == ["img/report_performance_profile_all_envs.png"]
     assert "python run_all_comparison.py --suite box2d" in body
+    # the report folder is not committed: a link to its CSV would be broken in the README
+    assert f"Machine-readable: `{report.as_posix()}/cross_env.csv`," in body
+    assert "[Agarwal](https://arxiv.org/abs/2108.13264)" in body and "[above](#probability-of-improvement)" in body
     assert not (gen.DOCS / "img" / "report_performance_profile_all_envs.png").exists() or \
         (gen.DOCS / "img" / "report_performance_profile_all_envs.png").read_bytes() != b"not really a png"
     with pytest.raises(gen.DocsError, match="cross_env.md not found"):
