@@ -56,7 +56,10 @@ class A2CConfig(NormalizationConfig):
     gae_lambda: float = 0.95
     """lambda of GAE(gamma, lambda); 1.0 gives the plain n-step advantage"""
     learning_rate: float = 1e-3
-    """Adam step size alpha (eps 1e-5)"""
+    """step size alpha of the optimizer"""
+    optimizer: str = "adam"
+    """adam (eps 1e-5) | rmsprop (decay 0.99, eps 1e-5, no momentum: the optimizer of Mnih et al.
+    2016 and of Stable-Baselines3's A2C, which rl-zoo's MuJoCo figures were trained with)"""
     anneal_lr: bool = True
     """decay the learning rate linearly to 0 over the budget, so the final policy settles"""
     ent_coef: float = 0.0
@@ -70,6 +73,22 @@ class A2CConfig(NormalizationConfig):
     """standardize advantages over the rollout's valid steps (off: Stable-Baselines3's A2C default)"""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """hidden layer widths of the actor and of the critic MLP (tanh)"""
+
+    def validate(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"argument --optimizer: must be one of {', '.join(OPTIMIZERS)}, "
+                             f"got {self.optimizer!r}")
+
+
+OPTIMIZERS = ("adam", "rmsprop")
+
+
+def make_optimizer(params: list, cfg: A2CConfig) -> torch.optim.Optimizer:
+    """Adam, or RMSProp as A2C was published with: theta -= alpha g / (sqrt(E[g^2]) + eps), with
+    E[g^2] a running average of decay 0.99 and no momentum term."""
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=cfg.learning_rate, alpha=0.99, eps=1e-5, foreach=True)
+    return torch.optim.Adam(params, lr=cfg.learning_rate, eps=1e-5, fused=True)
 
 
 # tune.py's search space (Optuna): field -> ("log", low, high) | ("float", low, high) |
@@ -109,7 +128,7 @@ def train(cfg: A2CConfig, run) -> Actor:
     actor = build_actor(run.obs_dim, run.n_actions, cfg, action_dim=run.action_dim)
     critic = build_critic(run.obs_dim, cfg)
     params = [*actor.parameters(), *critic.parameters()]
-    optimizer = torch.optim.Adam(params, lr=cfg.learning_rate, eps=1e-5, fused=True)
+    optimizer = make_optimizer(params, cfg)
     envs = run.make_vec_env(cfg.num_envs)
     rollout = Rollout(envs, cfg.num_steps, cfg.num_envs, run.obs_dim, run.seed)
 

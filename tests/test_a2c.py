@@ -44,6 +44,28 @@ def test_discount_outside_unit_interval_is_a_usage_error(results):
     assert not results.exists()
 
 
+def test_unknown_optimizer_is_a_usage_error(results):
+    assert_usage_error(run_script("a2c_benchmark.py", "--optimizer", "sgd", "--results-dir", results),
+                       "--optimizer", "adam, rmsprop")
+    assert not results.exists()
+
+
+def test_rmsprop_step_divides_by_running_rms_without_momentum():
+    """Two steps by hand: v <- 0.99 v + 0.01 g^2, theta <- theta - lr g / (sqrt(v) + 1e-5)."""
+    theta = torch.nn.Parameter(torch.tensor([1.0, -2.0], dtype=torch.float64))
+    cfg = a2c.A2CConfig(optimizer="rmsprop", learning_rate=0.1)
+    optimizer = a2c.make_optimizer([theta], cfg)
+    assert isinstance(optimizer, torch.optim.RMSprop)
+    expected, v = theta.detach().clone(), torch.zeros(2, dtype=torch.float64)
+    for g in (torch.tensor([0.5, -3.0], dtype=torch.float64), torch.tensor([0.5, 1.0], dtype=torch.float64)):
+        theta.grad = g.clone()
+        optimizer.step()
+        v = 0.99 * v + 0.01 * g.square()
+        expected -= 0.1 * g / (v.sqrt() + 1e-5)
+    np.testing.assert_allclose(theta.detach().numpy(), expected.numpy(), rtol=1e-12)
+    assert isinstance(a2c.make_optimizer([theta], a2c.A2CConfig()), torch.optim.Adam)
+
+
 @pytest.mark.slow
 def test_a2c_learns_to_solve_cartpole_with_defaults(results):
     seed = learning_seed(3)
