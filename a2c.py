@@ -12,10 +12,11 @@ the difference from PPO (ppo.py), which reuses a rollout for K epochs of
 minibatch steps behind a clipped ratio; ``diff a2c.py ppo.py`` shows the rest
 is the same.
 
-Optimizer: Adam (eps 1e-5), like ppo.py, not the RMSprop of the A3C paper
-and of Stable-Baselines3's A2C. Andrychowicz et al. 2021 ("What matters in
-on-policy RL", sec. 3.5) found Adam the better default for on-policy actor-
-critics, and one optimizer for both files keeps the comparison about the loss.
+Optimizer: Adam (eps 1e-5) by default, like ppo.py. Andrychowicz et al. 2021
+("What matters in on-policy RL", sec. 3.5) found Adam the better default for
+on-policy actor-critics, and one optimizer for both files keeps the comparison
+about the loss. ``--optimizer rmsprop`` gives the RMSprop of the A3C paper and
+of Stable-Baselines3's A2C; the MuJoCo presets, copied from rl-zoo, use it.
 
 Other discrete-action envs run unchanged. Acrobot-v1 (threshold -100) with these
 defaults (not its presets.toml entry, hence --presets none), measured seed 1: solved
@@ -84,7 +85,7 @@ OPTIMIZERS = ("adam", "rmsprop")
 
 
 def make_optimizer(params: list, cfg: A2CConfig) -> torch.optim.Optimizer:
-    """Adam, or RMSProp as A2C was published with: theta -= alpha g / (sqrt(E[g^2]) + eps), with
+    """Adam, or RMSprop as A2C was published with: theta -= alpha g / (sqrt(E[g^2]) + eps), with
     E[g^2] a running average of decay 0.99 and no momentum term."""
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=cfg.learning_rate, alpha=0.99, eps=1e-5, foreach=True)
