@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rlsuite.cli import check_choice
 from rlsuite.distributions import Actor
 from rlsuite.envs import NormalizationConfig
 from rlsuite.evaluation import load_policy  # noqa: F401  (the protocol's loader, written once)
@@ -76,9 +77,7 @@ class A2CConfig(NormalizationConfig):
     """hidden layer widths of the actor and of the critic MLP (tanh)"""
 
     def validate(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"argument --optimizer: must be one of {', '.join(OPTIMIZERS)}, "
-                             f"got {self.optimizer!r}")
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
 
 
 OPTIMIZERS = ("adam", "rmsprop")

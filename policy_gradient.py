@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rlsuite.cli import check_choice
 from rlsuite.distributions import Actor, Categorical
 from rlsuite.envs import NormalizationConfig, run_episodes
 from rlsuite.evaluation import load_policy  # noqa: F401  (the protocol's loader, written once)
@@ -64,9 +65,7 @@ class PolicyGradientConfig(NormalizationConfig):
     """hidden layer widths of the policy and value MLPs, tanh (Spinning Up's default sizes)"""
 
     def validate(self) -> None:
-        if self.estimator not in ESTIMATORS:
-            raise ValueError(f"argument --estimator: must be one of {', '.join(ESTIMATORS)}, "
-                             f"got {self.estimator!r}")
+        check_choice("estimator", self.estimator, ESTIMATORS)
 
 
 # tune.py's search space (Optuna): field -> ("log", low, high) | ("float", low, high) |

@@ -311,6 +311,13 @@ def check_value(name: str, value, kind: str) -> None:
             raise UsageError(f"argument {opt}: must be >= 0, got {value}")
 
 
+def check_choice(name: str, value: str, choices) -> None:
+    """A text field that names one of a fixed set (REINFORCE's estimator, A2C's optimizer); for a
+    config's ``validate()``, whose ValueError the runner and the presets loader turn into one line."""
+    if value not in choices:
+        raise ValueError(f"argument {flag(name)}: must be one of {', '.join(choices)}, got {value!r}")
+
+
 def field_kinds(config_cls) -> dict[str, str]:
     """Config field name -> its CLI kind (int, float, bool, ...), in field order."""
     hints = typing.get_type_hints(config_cls)
