@@ -32,6 +32,19 @@ def test_check_fails_on_a_changed_or_missing_figure(tmp_path):
     assert figures.main(["--check", "--out-dir", str(tmp_path)]) == 1
 
 
+def test_check_tolerates_one_level_of_anti_aliasing_but_not_a_changed_pixel():
+    import numpy as np
+    figures = figures_module()
+    old = np.full((4, 4, 4), 0.5, dtype=np.float32)
+    shifted = old.copy()
+    shifted[1, 2, :3] += 1 / 255
+    assert figures.same_picture(old, shifted)
+    changed = old.copy()
+    changed[1, 2, 0] = 0.0
+    assert not figures.same_picture(old, changed)
+    assert not figures.same_picture(old, old[:3])
+
+
 def test_every_figure_is_embedded_in_a_doc():
     text = "".join(p.read_text(encoding="utf-8") for p in DOCS.glob("*.md"))
     missing = [name for name in figures_module().FIGURES if f"(img/{name})" not in text]
