@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import importlib.util
 
+import numpy as np
+
 from conftest import ROOT, run_script
 
 DOCS = ROOT / "docs"
@@ -33,7 +35,6 @@ def test_check_fails_on_a_changed_or_missing_figure(tmp_path):
 
 
 def test_check_tolerates_one_level_of_anti_aliasing_but_not_a_changed_pixel():
-    import numpy as np
     figures = figures_module()
     old = np.full((4, 4, 4), 0.5, dtype=np.float32)
     shifted = old.copy()
