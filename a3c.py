@@ -291,8 +291,8 @@ def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_a
             with torch.no_grad():
                 log_ratio = shared.actor.dist(obs_t).log_prob(actions_t) - logp.detach()
             shared.queue.put(("update", index, step_now, {
-                "policy_loss": float(policy_loss), "value_loss": float(value_loss),
-                "entropy": float(entropy), "approx_kl": float(approx_kl(log_ratio)),
+                "policy_loss": policy_loss.item(), "value_loss": value_loss.item(),
+                "entropy": entropy.item(), "approx_kl": float(approx_kl(log_ratio)),
                 "grad_norm": float(norm), "learning_rate": lr,
                 "explained_variance": explained_variance(values.detach(), returns),
                 "segment_length": len(seg_rewards)}))
