@@ -292,8 +292,8 @@ def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_a
                 log_ratio = shared.actor.dist(obs_t).log_prob(actions_t) - logp.detach()
             shared.queue.put(("update", index, step_now, {
                 "policy_loss": policy_loss.item(), "value_loss": value_loss.item(),
-                "entropy": entropy.item(), "approx_kl": float(approx_kl(log_ratio)),
-                "grad_norm": float(norm), "learning_rate": lr,
+                "entropy": entropy.item(), "approx_kl": approx_kl(log_ratio).item(),
+                "grad_norm": norm.item(), "learning_rate": lr,
                 "explained_variance": explained_variance(values.detach(), returns),
                 "segment_length": len(seg_rewards)}))
             if budget_spent:
