@@ -148,14 +148,14 @@ def test_unknown_suite_exits_2(tmp_path):
 
 def test_max_total_steps_caps_only_the_longer_budgets(tmp_path):
     proc = orchestrate(tmp_path, "--suite", "box2d", "--algos", "a2c", "--seeds", "1",
-                       "--max-total-steps", "300000", "--dry-run")
+                       "--max-total-steps", "4000000", "--dry-run")
     assert proc.returncode == 0, proc.stderr
     lines = {line.split(" [")[0]: line for line in proc.stdout.splitlines() if line.startswith("a2c ")}
-    # LunarLander-v3's preset budget (200k) is under the cap: kept, no flag added
-    assert "200,000 steps" in lines["a2c LunarLander-v3 seed 1"]
+    # LunarLander-v3's preset budget (3M) is under the cap: kept, no flag added
+    assert "3,000,000 steps" in lines["a2c LunarLander-v3 seed 1"]
     assert "--total-steps" not in lines["a2c LunarLander-v3 seed 1"]
     # BipedalWalker-v3's 5M is cut to the cap and the runner is told so
-    assert "300,000 steps" in lines["a2c BipedalWalker-v3 seed 1"]
-    assert lines["a2c BipedalWalker-v3 seed 1"].endswith("--total-steps 300000")
+    assert "4,000,000 steps" in lines["a2c BipedalWalker-v3 seed 1"]
+    assert lines["a2c BipedalWalker-v3 seed 1"].endswith("--total-steps 4000000")
     proc = orchestrate(tmp_path, "--max-total-steps", str(10**13), "--dry-run")
     assert_usage_error(proc, "--max-total-steps")
