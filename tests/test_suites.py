@@ -147,15 +147,22 @@ def test_unknown_suite_exits_2(tmp_path):
 
 
 def test_max_total_steps_caps_only_the_longer_budgets(tmp_path):
+    # the cap falls between two box2d budgets of the A2C presets, whatever they are today
+    a2c_cls = algorithms.get("a2c").config_class()
+    budgets = {env: load_preset(PRESETS_FILE, "a2c", env, a2c_cls).values["total_steps"]
+               for env in ("LunarLander-v3", "BipedalWalker-v3")}
+    short, long = sorted(budgets, key=budgets.get)
+    assert budgets[short] < budgets[long]
+    cap = (budgets[short] + budgets[long]) // 2
     proc = orchestrate(tmp_path, "--suite", "box2d", "--algos", "a2c", "--seeds", "1",
-                       "--max-total-steps", "4000000", "--dry-run")
+                       "--max-total-steps", str(cap), "--dry-run")
     assert proc.returncode == 0, proc.stderr
     lines = {line.split(" [")[0]: line for line in proc.stdout.splitlines() if line.startswith("a2c ")}
-    # LunarLander-v3's preset budget (3M) is under the cap: kept, no flag added
-    assert "3,000,000 steps" in lines["a2c LunarLander-v3 seed 1"]
-    assert "--total-steps" not in lines["a2c LunarLander-v3 seed 1"]
-    # BipedalWalker-v3's 5M is cut to the cap and the runner is told so
-    assert "4,000,000 steps" in lines["a2c BipedalWalker-v3 seed 1"]
-    assert lines["a2c BipedalWalker-v3 seed 1"].endswith("--total-steps 4000000")
+    # the budget under the cap is kept, no flag added
+    assert f"{budgets[short]:,} steps" in lines[f"a2c {short} seed 1"]
+    assert "--total-steps" not in lines[f"a2c {short} seed 1"]
+    # the budget over it is cut to the cap and the runner is told so
+    assert f"{cap:,} steps" in lines[f"a2c {long} seed 1"]
+    assert lines[f"a2c {long} seed 1"].endswith(f"--total-steps {cap}")
     proc = orchestrate(tmp_path, "--max-total-steps", str(10**13), "--dry-run")
     assert_usage_error(proc, "--max-total-steps")
