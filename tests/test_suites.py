@@ -148,9 +148,7 @@ def test_unknown_suite_exits_2(tmp_path):
 
 def test_max_total_steps_caps_only_the_longer_budgets(tmp_path):
     # the cap falls between two box2d budgets of the A2C presets, whatever they are today
-    a2c_cls = algorithms.get("a2c").config_class()
-    budgets = {env: load_preset(PRESETS_FILE, "a2c", env, a2c_cls).values["total_steps"]
-               for env in ("LunarLander-v3", "BipedalWalker-v3")}
+    budgets = {env: orchestrator.run_budget("a2c", env, {}, None) for env in ("LunarLander-v3", "BipedalWalker-v3")}
     short, long = sorted(budgets, key=budgets.get)
     assert budgets[short] < budgets[long]
     cap = (budgets[short] + budgets[long]) // 2
