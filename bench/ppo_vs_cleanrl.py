@@ -42,6 +42,20 @@ returns, before reward scaling, on both). Process CPU seconds (the whole
 process: imports, set-up and, for us, the final evaluation) are printed too;
 load from other processes disturbs them less than wall time.
 
+The floor (printed after the pairs, measured in this process, one torch thread):
+what the env stack and the update cost on their own, with nothing else. (1) The
+env: HalfCheetah-v5 in a one-env SyncVectorEnv under Gymnasium's
+RecordEpisodeStatistics, NormalizeObservation, observation clip, NormalizeReward
+and reward clip (the stack our runner builds; CleanRL's has the same wrappers per
+env), stepped with pre-drawn random actions. (2) One minibatch step of the
+update and nothing more: our actor's Gaussian log-prob, the clipped surrogate,
+the clipped value loss, backward, the global gradient clip and a fused Adam step
+on 64 random transitions (no diagnostics, no indexing), times the 320 such
+steps per 2,048-step rollout. Their sum leaves out the policy's forward pass and
+sampling, so 1 / (env + update) per step is an upper bound on the steps/s of
+any eager-PyTorch PPO with these settings on this env stack, here; the line
+sets it beside CleanRL's median.
+
 CleanRL runs in its own virtualenv (bench/.venv-cleanrl-gym1 or
 bench/.venv-cleanrl-gym029, created on first use: torch==2.13.0 first, so
 nothing pulls a CUDA build, then the packages below at exact pins), chosen by
@@ -141,6 +155,53 @@ def run_ours(seed: int, total_steps: int, results: Path) -> dict:
             "process_cpu_s": child_cpu() - cpu0, "wall_s": time.perf_counter() - t0}
 
 
+def speed_floor(seed: int, env_steps: int = 10_000, minibatch_steps: int = 1_000) -> dict:
+    """Wall seconds per env step of the env stack alone and of the update alone (module docstring)."""
+    import numpy as np
+    import torch
+
+    import ppo
+    from rlsuite.envs import Normalization, describe_env, make_vec_env
+
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    info = describe_env("HalfCheetah-v5")
+    envs = make_vec_env("HalfCheetah-v5", 1, seed, Normalization(obs=True, reward=True, gamma=SETTINGS["gamma"]))
+    actions = np.random.default_rng(seed).uniform(-1.0, 1.0, (env_steps, 1, info.action_dim)).astype(np.float32)
+    t0 = time.perf_counter()
+    for a in actions:
+        envs.step(a)
+    env_s = (time.perf_counter() - t0) / env_steps
+    envs.close()
+
+    cfg = ppo.PPOConfig()
+    actor = ppo.build_actor(info.obs_dim, None, cfg, action_dim=info.action_dim)
+    critic = ppo.build_critic(info.obs_dim, cfg)
+    params = [*actor.parameters(), *critic.parameters()]
+    optimizer = torch.optim.Adam(params, lr=SETTINGS["learning_rate"], eps=1e-5, fused=True)
+    mb = ROLLOUT // SETTINGS["num_minibatches"]
+    obs, acts = torch.randn(mb, info.obs_dim), torch.randn(mb, info.action_dim)
+    old_logp, adv, ret, old_v = (torch.randn(mb) for _ in range(4))
+
+    def minibatch_step():
+        policy_loss, _ = ppo.clipped_surrogate_loss(actor.dist(obs).log_prob(acts), old_logp, adv,
+                                                    SETTINGS["clip_coef"])
+        value_loss = ppo.value_loss_fn(critic(obs).squeeze(-1), ret, old_v, SETTINGS["clip_coef"])
+        optimizer.zero_grad()
+        (policy_loss + SETTINGS["vf_coef"] * value_loss).backward()
+        torch.nn.utils.clip_grad_norm_(params, SETTINGS["max_grad_norm"], foreach=True)
+        optimizer.step()
+
+    for _ in range(20):  # warm-up: first calls allocate
+        minibatch_step()
+    t0 = time.perf_counter()
+    for _ in range(minibatch_steps):
+        minibatch_step()
+    minibatch_s = (time.perf_counter() - t0) / minibatch_steps
+    per_rollout = SETTINGS["update_epochs"] * SETTINGS["num_minibatches"]
+    return {"env_s": env_s, "minibatch_s": minibatch_s, "update_s": minibatch_s * per_rollout / ROLLOUT}
+
+
 def checked_script(path: Path | None) -> Path:
     if path is None:
         raise UsageError("argument --cleanrl-script: required (a copy of CleanRL's cleanrl/ppo_continuous_action.py), "
@@ -199,6 +260,14 @@ def main() -> int:
         print(f"{impl:<7} median over {len(rows)} seeds: {med[impl]['steps_per_s']:.0f} steps/s, "
               f"score (last {LAST_EPISODES} training episodes) median {score}, "
               f"process CPU {med[impl]['process_cpu_s']:.1f} s")
+    floor = speed_floor(seeds[0])
+    ceiling = 1.0 / (floor["env_s"] + floor["update_s"])
+    line = (f"floor: env stack alone {floor['env_s'] * 1e6:.0f} us/step; one minibatch step "
+            f"{floor['minibatch_s'] * 1e3:.3f} ms, {floor['update_s'] * 1e6:.0f} us per env step; "
+            f"so at most {ceiling:.0f} steps/s with the policy's own cost left out")
+    if "cleanrl" in med:
+        line += f", {ceiling / med['cleanrl']['steps_per_s']:.2f}x CleanRL's median"
+    print(line)
     if "cleanrl" in med:
         ratios = [pair["ours"]["steps_per_s"] / pair["cleanrl"]["steps_per_s"] for pair in rows]
         ratio = med["ours"]["steps_per_s"] / med["cleanrl"]["steps_per_s"]
