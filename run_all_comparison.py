@@ -302,9 +302,10 @@ def log_tail(path: Path, lines: int = 8) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def a3c_slots(values: dict, jobs: int) -> int:
-    """An A3C run occupies one core per worker (its num_workers, checked, or the config default)."""
-    workers = values.get("num_workers", algorithms.get("a3c").config_class()().num_workers)
+def a3c_slots(env_id: str, values: dict, jobs: int) -> int:
+    """An A3C run occupies one core per worker: its num_workers from --set/--grid, else the env's
+    preset, else the config default (the machine's core count)."""
+    workers = values.get("num_workers", _default_value("a3c", env_id, "num_workers"))
     return max(1, min(workers, jobs))
 
 
@@ -320,19 +321,20 @@ def run_budget(algo: str, env_id: str, values: dict, total_steps: int | None) ->
         return total_steps
     if "total_steps" in values:
         return values["total_steps"]
-    return _default_budget(algo, env_id)
+    return _default_value(algo, env_id, "total_steps")
 
 
 @functools.lru_cache(maxsize=None)
-def _default_budget(algo: str, env_id: str) -> int:
-    """The env preset's budget, else the config default (presets.toml read once per pair)."""
+def _default_value(algo: str, env_id: str, field: str):
+    """The env preset's value of a config field, else the config default (presets.toml read once
+    per algorithm, env and field)."""
     from rlsuite.presets import PRESETS_FILE, load_preset
 
     config_cls = algorithms.get(algo).config_class()
     preset = load_preset(PRESETS_FILE, algo, env_id, config_cls)
-    if preset is not None and "total_steps" in preset.values:
-        return preset.values["total_steps"]
-    return config_cls().total_steps
+    if preset is not None and field in preset.values:
+        return preset.values[field]
+    return getattr(config_cls(), field)
 
 
 def build_specs(args, algos, env_seeds: dict, overrides, values, runner_dir: Path, jobs: int,
@@ -372,7 +374,7 @@ def build_specs(args, algos, env_seeds: dict, overrides, values, runner_dir: Pat
                         extra += ["--total-steps", str(steps)]
                     cmd = [sys.executable, str(runner), "--env", env_id, "--seed", str(seed),
                            "--results-dir", str(root), "--video-dir", str(videos), *common, *extra]
-                    slots = a3c_slots(checked, jobs) if algo == "a3c" else 1
+                    slots = a3c_slots(env_id, checked, jobs) if algo == "a3c" else 1
                     specs.append(RunSpec(
                         algo, env_id, seed, root / env_id / algo / f"seed_{seed}", cmd, slots,
                         missing_runner=None if runner.is_file() else f"{runner.name} not found in {runner_dir}",

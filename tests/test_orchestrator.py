@@ -178,6 +178,22 @@ def test_an_a3c_run_takes_one_slot_per_worker_capped_at_jobs(tmp_path):
     assert "[2 slot(s), " in proc.stdout
 
 
+def test_an_a3c_run_takes_the_slots_of_its_presets_worker_count(tmp_path):
+    # A 16-core machine, whatever this one has: os.cpu_count() patched before anything imports.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import os\nos.cpu_count = lambda: 16\n")
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+    # The Pendulum-v1 entry fixes num_workers = 2; CartPole-v1 has no entry (one worker per core).
+    proc = orchestrate(tmp_path, "--algos", "a3c", "--envs", "Pendulum-v1,CartPole-v1", "--seeds", "1",
+                       "--jobs", "8", "--dry-run", env=env)
+    assert "a3c Pendulum-v1 seed 1 [2 slot(s), " in proc.stdout
+    assert "a3c CartPole-v1 seed 1 [8 slot(s), " in proc.stdout
+    proc = orchestrate(tmp_path, "--algos", "a3c", "--envs", "Pendulum-v1", "--seeds", "1", "--jobs", "8",
+                       "--set", "a3c.num_workers=3", "--dry-run", env=env)
+    assert "a3c Pendulum-v1 seed 1 [3 slot(s), " in proc.stdout
+
+
 def test_a_failed_run_does_not_stop_the_others_and_is_listed(tmp_path):
     runners = fake_runners(tmp_path / "runners", algos=("policy_gradient", "ppo"))
     proc = orchestrate(tmp_path, "--algos", "policy_gradient,ppo,trpo", "--seeds", "1-3",
