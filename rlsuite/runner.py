@@ -198,6 +198,7 @@ class Run:
         self.actor = None
 
         self._start = None
+        self._stop = None
         self._paused = 0.0
         self._pbar = None
         self._last_bar_step = 0
@@ -206,12 +207,18 @@ class Run:
     def start_clock(self) -> None:
         self._start = time.perf_counter()
 
+    def stop_clock(self) -> None:
+        """Training is over: the final evaluation, saving and video after it are not training time."""
+        if self._start is not None and self._stop is None:
+            self._stop = time.perf_counter()
+
     @property
     def train_time_s(self) -> float:
-        """Wall time since training started, minus evaluation time."""
+        """Wall time since training started, minus evaluation time, up to ``stop_clock``."""
         if self._start is None:
             return 0.0
-        return time.perf_counter() - self._start - self._paused
+        end = time.perf_counter() if self._stop is None else self._stop
+        return end - self._start - self._paused
 
     # -- environments -----------------------------------------------------
     def make_vec_env(self, num_envs: int):
@@ -281,10 +288,10 @@ class Run:
         return bool(self.args.stop_when_solved and self.solved_step is not None)
 
     def _periodic_eval(self, actor) -> None:
+        train_time = self.train_time_s  # the training that made this policy, not its evaluation
         t0 = time.perf_counter()
         returns = self.evaluator.evaluate(
             self.policy(actor, self.obs_normalization()), periodic_eval_seeds(self.seed, self.args.eval_episodes))
-        train_time = self.train_time_s
         mean, std = float(returns.mean()), float(returns.std())
         self.evals.write(global_step=self.global_step, train_time_s=round(train_time, 4),
                          mean_return=mean, std_return=std, episodes=len(returns))
@@ -550,6 +557,7 @@ def main(algo: str, config_cls, train, *, update_columns=(), episode_columns=(),
             _preload_lazy_imports()
             run.start_clock()
             actor = train(cfg, run)
+            run.stop_clock()
             run.actor = actor
             run._refresh_bar()
             if run._pbar is not None:
@@ -569,6 +577,7 @@ def main(algo: str, config_cls, train, *, update_columns=(), episode_columns=(),
             error = f"{type(exc).__name__}: {exc}"
             traceback.print_exc()
         finally:
+            run.stop_clock()  # an interrupted or failed run: training ended here
             stop.shutting_down()
             if run._pbar is not None:
                 run._pbar.close()

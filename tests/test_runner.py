@@ -196,6 +196,32 @@ def test_train_time_excludes_evaluation(tmp_path):
     assert run["summary"]["train_time_s"] >= evals["train_time_s"].iloc[-1]
 
 
+def test_train_time_stops_when_training_ends(tmp_path, monkeypatch):
+    """The final evaluation, the model save and video come after training: summary.json's
+    train_time_s leaves them out (a 1 s pause is slipped into the final evaluation here)."""
+    from rlsuite import runner
+
+    seeds = runner.final_eval_seeds
+
+    def slow_final_eval_seeds(*args, **kwargs):
+        time.sleep(1.0)
+        return seeds(*args, **kwargs)
+
+    marks = {}
+
+    def timed_train(cfg, run):
+        marks["start"] = time.perf_counter()
+        return policy_gradient.train(cfg, run)
+
+    monkeypatch.setattr(runner, "final_eval_seeds", slow_final_eval_seeds)
+    argv = ["--total-steps", "500", "--eval-every", "100000", "--results-dir", str(tmp_path), "--no-progress"]
+    assert runner.main("policy_gradient", policy_gradient.PolicyGradientConfig, timed_train,
+                       update_columns=policy_gradient.UPDATE_COLUMNS, argv=argv) == 0
+    after_start = time.perf_counter() - marks["start"]  # training, the final eval and saving
+    summary = read_run(run_dir(tmp_path, "policy_gradient"))["summary"]
+    assert 0 < summary["train_time_s"] <= after_start - 1.0
+
+
 def test_repeated_sigterm_during_shutdown_still_exits_130(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / RUNNER), "--total-steps", "10000000", "--results-dir", str(tmp_path)],
