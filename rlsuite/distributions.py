@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
+
+from rlsuite.nets import numpy_forward
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -115,3 +118,26 @@ class Actor(nn.Module):
         if self.log_std is None:
             return Categorical(out)
         return DiagGaussian(out, self.log_std)
+
+    def sampler(self):
+        """a ~ pi(.|s) for a numpy batch of observations, returning numpy: the rollout's policy call.
+
+        Valid while the parameters do not change (take one per rollout). The
+        Gaussian runs its mean network in numpy (``rlsuite.nets.numpy_forward``)
+        and draws its noise with ``torch.randn``, the same draw as
+        ``DiagGaussian.sample``, so a seed fixes the same noise either way;
+        the categorical policy, and any network numpy cannot run, go through
+        ``dist(obs).sample()`` unchanged.
+        """
+        mean_fn = None if self.log_std is None else numpy_forward(self.net)
+        if mean_fn is None:
+            def sample(obs: np.ndarray) -> np.ndarray:
+                with torch.inference_mode():
+                    return self.dist(torch.from_numpy(obs)).sample().numpy()
+            return sample
+        std = torch.exp(self.log_std.detach()).numpy()
+
+        def sample_gaussian(obs: np.ndarray) -> np.ndarray:
+            mean = mean_fn(obs)
+            return mean + std * torch.randn(mean.shape).numpy()
+        return sample_gaussian

@@ -1,11 +1,11 @@
 """Fixed-length rollouts over a vector env, and the flat batch of valid transitions (plumbing, no loss).
 
 Shared by the on-policy algorithms that learn from T steps of N envs (A2C,
-PPO, TRPO). The buffers are allocated once and overwritten every rollout:
-observations as a torch tensor (the networks read them without conversion),
-rewards and episode flags as numpy arrays (``rlsuite.returns.gae`` reads
-them). Per step there is one policy call on N rows and one copy of the new
-observations; nothing else crosses between numpy and torch.
+PPO, TRPO). The buffers are allocated once and overwritten every rollout, as
+numpy arrays: per step there is one policy call on N rows
+(``Actor.sampler``, numpy in and out) and one copy of the new observations.
+Observations and actions are also exposed as torch tensors that share the
+arrays' memory, which the networks read for the update without a copy.
 """
 from __future__ import annotations
 
@@ -64,10 +64,12 @@ class Rollout:
         self.raw_returns_from_info = find_wrapper(envs, vector_wrappers.RecordEpisodeStatistics) is not None
         self.action_space = envs.single_action_space
         T, N = num_steps, num_envs
-        self.obs = torch.zeros(T + 1, N, obs_dim)
-        self.obs[T] = torch.from_numpy(np.asarray(envs.reset(seed=seed)[0], dtype=np.float32))
+        # numpy buffers written step by step; the torch tensors are views of the same memory
+        self.obs_np = np.zeros((T + 1, N, obs_dim), dtype=np.float32)
+        self.obs_np[T] = envs.reset(seed=seed)[0]
         box = self.action_space.shape if len(self.action_space.shape) else None
-        self.actions = (torch.zeros(T, N, *box) if box else torch.zeros(T, N, dtype=torch.long))
+        self.actions_np = np.zeros((T, N, *box), dtype=np.float32) if box else np.zeros((T, N), dtype=np.int64)
+        self.obs, self.actions = torch.from_numpy(self.obs_np), torch.from_numpy(self.actions_np)
         self.rewards = np.zeros((T, N))
         self.terminated = np.zeros((T, N), dtype=bool)
         self.truncated = np.zeros((T, N), dtype=bool)
@@ -78,21 +80,20 @@ class Rollout:
 
         global_step counts valid steps only (docs/protocol.md, measurement rules).
         """
-        obs = self.obs
+        obs, actions = self.obs_np, self.actions_np
         obs[0] = obs[-1]
-        with torch.inference_mode():
-            for t in range(len(self.actions)):
-                action = actor.dist(obs[t]).sample()
-                self.actions[t] = action
-                next_obs, reward, term, trunc, info = self.envs.step(env_action(action.numpy(), self.action_space))
-                obs[t + 1] = torch.from_numpy(np.asarray(next_obs, dtype=np.float32))
-                self.rewards[t], self.terminated[t], self.truncated[t] = reward, term, trunc
-                self.valid[t], finished = self.tracker.step(reward, term, trunc)
-                global_step += int(self.valid[t].sum())
-                for ret, length, i in finished:
-                    if self.raw_returns_from_info:  # the tracker summed the scaled rewards
-                        ret = float(info["episode"]["r"][i])
-                    run.log_episode(global_step, ret, length)
+        sample = actor.sampler()  # pi_theta_old, fixed for the whole rollout
+        for t in range(len(actions)):
+            actions[t] = action = sample(obs[t])
+            next_obs, reward, term, trunc, info = self.envs.step(env_action(action, self.action_space))
+            obs[t + 1] = next_obs
+            self.rewards[t], self.terminated[t], self.truncated[t] = reward, term, trunc
+            self.valid[t], finished = self.tracker.step(reward, term, trunc)
+            global_step += int(self.valid[t].sum())
+            for ret, length, i in finished:
+                if self.raw_returns_from_info:  # the tracker summed the scaled rewards
+                    ret = float(info["episode"]["r"][i])
+                run.log_episode(global_step, ret, length)
         return global_step
 
     def batch(self, critic: torch.nn.Module, gamma: float, gae_lambda: float) -> Batch | None:
