@@ -37,7 +37,7 @@ from rlsuite.cli import check_choice
 from rlsuite.distributions import Actor
 from rlsuite.envs import NormalizationConfig
 from rlsuite.evaluation import load_policy  # noqa: F401  (the protocol's loader, written once)
-from rlsuite.nets import grad_norm, mlp
+from rlsuite.nets import clip_grad_norm, mlp
 from rlsuite.policy import approx_kl, explained_variance
 from rlsuite.returns import normalize
 from rlsuite.rollout import Rollout
@@ -127,7 +127,8 @@ def policy_loss_fn(logp: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor
 def train(cfg: A2CConfig, run) -> Actor:
     actor = build_actor(run.obs_dim, run.n_actions, cfg, action_dim=run.action_dim)
     critic = build_critic(run.obs_dim, cfg)
-    params = [*actor.parameters(), *critic.parameters()]
+    actor_params, critic_params = list(actor.parameters()), list(critic.parameters())
+    params = actor_params + critic_params
     optimizer = make_optimizer(params, cfg)
     envs = run.make_vec_env(cfg.num_envs)
     rollout = Rollout(envs, cfg.num_steps, cfg.num_envs, run.obs_dim, run.seed)
@@ -155,8 +156,7 @@ def train(cfg: A2CConfig, run) -> Actor:
         loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
         optimizer.zero_grad()
         loss.backward()
-        norm = grad_norm(actor.parameters())
-        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
+        norm = clip_grad_norm(actor_params, critic_params, cfg.max_grad_norm)
         optimizer.step()
 
         with torch.no_grad():

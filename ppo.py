@@ -50,7 +50,7 @@ import torch
 from rlsuite.distributions import Actor
 from rlsuite.envs import NormalizationConfig
 from rlsuite.evaluation import load_policy  # noqa: F401  (the protocol's loader, written once)
-from rlsuite.nets import grad_norm, mlp
+from rlsuite.nets import clip_grad_norm, mlp
 from rlsuite.policy import approx_kl, explained_variance
 from rlsuite.returns import normalize
 from rlsuite.rollout import Rollout
@@ -156,7 +156,8 @@ def value_loss_fn(values: torch.Tensor, returns: torch.Tensor, old_values: torch
 def train(cfg: PPOConfig, run) -> Actor:
     actor = build_actor(run.obs_dim, run.n_actions, cfg, action_dim=run.action_dim)
     critic = build_critic(run.obs_dim, cfg)
-    params = [*actor.parameters(), *critic.parameters()]
+    actor_params, critic_params = list(actor.parameters()), list(critic.parameters())
+    params = actor_params + critic_params
     # eps 1e-5 instead of PyTorch's 1e-8: the OpenAI baselines value (Huang et al. 2022,
     # detail 3). fused: one kernel per step; measured here 0.14 ms per Adam step against
     # 0.38 ms (foreach) and 0.49 ms (for-loop), the largest single cost of the update.
@@ -208,8 +209,7 @@ def train(cfg: PPOConfig, run) -> Actor:
 
                 optimizer.zero_grad()
                 loss.backward()
-                norm = grad_norm(actor.parameters())
-                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
+                norm = clip_grad_norm(actor_params, critic_params, cfg.max_grad_norm)
                 optimizer.step()
                 stats.append(torch.stack([policy_loss, value_loss, norm]).detach())
                 log_ratios.append(log_ratio.detach())

@@ -1,10 +1,12 @@
 """The action distributions against torch.distributions, and the actor that produces them."""
+import numpy as np
 import pytest
 import torch
 from torch.distributions import Categorical as TorchCategorical
 from torch.distributions import Independent, Normal, kl_divergence
 
 from rlsuite.distributions import Actor, Categorical, DiagGaussian
+from rlsuite.nets import clip_grad_norm, mlp, numpy_forward
 
 
 @pytest.fixture
@@ -60,3 +62,58 @@ def test_gaussian_actor_learns_a_state_independent_log_std_starting_at_zero():
     dist.log_prob(torch.ones(5, 2)).sum().backward()
     assert actor.log_std.grad is not None
     assert isinstance(Actor(torch.nn.Linear(3, 2)).dist(torch.zeros(1, 3)), Categorical)
+
+
+@pytest.mark.parametrize("activation", [torch.nn.Tanh, torch.nn.ReLU])
+def test_numpy_forward_matches_the_torch_mlp_and_follows_in_place_updates(activation, gen):
+    net = mlp([5, 16, 16, 3], activation=activation)
+    forward = numpy_forward(net)
+    obs = torch.randn(7, 5, generator=gen)
+    np.testing.assert_allclose(forward(obs.numpy()), net(obs).detach().numpy(), rtol=1e-5, atol=1e-6)
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.1)
+    net(obs).square().sum().backward()
+    optimizer.step()  # in place: the numpy views see the new weights
+    np.testing.assert_allclose(forward(obs.numpy()), net(obs).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_numpy_forward_declines_a_network_it_cannot_run():
+    assert numpy_forward(torch.nn.Linear(3, 2)) is None
+    assert numpy_forward(torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Softplus())) is None
+
+
+@pytest.mark.parametrize("action_dim, n_out", [(None, 4), (3, 3)])
+def test_sampler_draws_what_dist_sample_draws_for_the_same_seed(action_dim, n_out):
+    actor = Actor(mlp([5, 16, n_out]), action_dim=action_dim)
+    if action_dim:
+        torch.nn.init.normal_(actor.log_std)
+    obs = torch.randn(64, 5)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        expected = actor.dist(obs).sample().numpy()
+    torch.manual_seed(3)
+    sampled = actor.sampler()(obs.numpy())
+    assert isinstance(sampled, np.ndarray) and sampled.shape == expected.shape
+    if action_dim:  # numpy's float32 matmul may differ from torch's in the last bits
+        np.testing.assert_allclose(sampled, expected, rtol=1e-5, atol=1e-5)
+    else:
+        np.testing.assert_array_equal(sampled, expected)
+
+
+@pytest.mark.parametrize("max_norm", [0.05, 1e3])  # clipping, and a bound the gradient is under
+def test_clip_grad_norm_clips_as_torch_does_and_reports_the_actors_norm_before(max_norm, gen):
+    actor, critic = mlp([4, 8, 2]), mlp([4, 8, 1])
+    twins = mlp([4, 8, 2]), mlp([4, 8, 1])
+    for net, twin in zip((actor, critic), twins):
+        twin.load_state_dict(net.state_dict())
+    obs = torch.randn(16, 4, generator=gen)
+    for a, c in ((actor, critic), twins):
+        (a(obs).square().sum() + c(obs).sum()).backward()
+    expected_norm = torch.nn.utils.get_total_norm([p.grad for p in twins[0].parameters()])
+    torch.nn.utils.clip_grad_norm_([*twins[0].parameters(), *twins[1].parameters()], max_norm, foreach=True)
+    norm = clip_grad_norm(list(actor.parameters()), list(critic.parameters()), max_norm)
+    torch.testing.assert_close(norm, expected_norm)
+    for p, q in zip([*actor.parameters(), *critic.parameters()], [*twins[0].parameters(), *twins[1].parameters()]):
+        torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=0)
+    if max_norm < 1:  # the gradients were above the bound: clipped onto it
+        total = torch.nn.utils.get_total_norm([p.grad for p in [*actor.parameters(), *critic.parameters()]])
+        assert float(total) == pytest.approx(max_norm, rel=1e-4)
