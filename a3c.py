@@ -215,6 +215,7 @@ def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_a
         actor = build_actor(obs_dim, n_actions, cfg, action_dim=action_dim)
         critic = build_critic(obs_dim, cfg)
         actor_params, critic_params = list(actor.parameters()), list(critic.parameters())
+        sample = actor.sampler()  # a ~ pi_theta', numpy in and out; load_state_dict copies in place
         ep_return, ep_length = 0.0, 0
 
         while not shared.stop.is_set() and os.getppid() == parent:
@@ -234,10 +235,9 @@ def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_a
                 if global_step is None:
                     budget_spent = True
                     break
-                with torch.no_grad():
-                    action = actor.dist(torch.as_tensor(obs, dtype=torch.float32)).sample()
+                action = sample(np.asarray(obs, dtype=np.float32))
                 # the loss keeps the sampled action; env.step gets it clipped to a Box's bounds
-                next_obs, reward, terminated, truncated, info = env.step(env_action(action.numpy(), env.action_space))
+                next_obs, reward, terminated, truncated, info = env.step(env_action(action, env.action_space))
                 seg_obs.append(obs)
                 seg_actions.append(action)
                 seg_rewards.append(float(reward))
@@ -262,7 +262,7 @@ def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_a
             returns = torch.as_tensor(n_step_returns(np.array(seg_rewards), terminated, bootstrap, cfg.gamma),
                                       dtype=torch.float32)
             obs_t = torch.as_tensor(np.array(seg_obs), dtype=torch.float32)
-            actions_t = torch.stack(seg_actions)
+            actions_t = torch.as_tensor(np.array(seg_actions))
             if index == 0 and obs_rms is not None:  # publish the statistics evaluation uses
                 shared.obs_mean.copy_(torch.from_numpy(np.asarray(obs_rms.obs_rms.mean, dtype=np.float64)))
                 shared.obs_var.copy_(torch.from_numpy(np.asarray(obs_rms.obs_rms.var, dtype=np.float64)))

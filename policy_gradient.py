@@ -141,9 +141,10 @@ def train(cfg: PolicyGradientConfig, run, actor=None, critic=None) -> Actor:
     value_optimizer = torch.optim.Adam(critic.parameters(), lr=cfg.value_learning_rate)
     envs = run.make_envs(cfg.episodes_per_update)
 
+    sampler = actor.sampler()  # numpy in and out; the optimizers update the parameters in place
+
     def sample(obs: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return actor.dist(torch.as_tensor(obs)).sample().numpy()
+        return sampler(np.asarray(obs, dtype=np.float32))
 
     global_step = 0
     while global_step < cfg.total_steps:
