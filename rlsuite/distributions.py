@@ -122,11 +122,12 @@ class Actor(nn.Module):
     def sampler(self):
         """a ~ pi(.|s) for a numpy batch of observations, returning numpy: the rollout's policy call.
 
-        Valid while the parameters do not change (take one per rollout). The
-        Gaussian runs its mean network in numpy (``rlsuite.nets.numpy_forward``)
-        and draws its noise with ``torch.randn``, the same draw as
-        ``DiagGaussian.sample``, so a seed fixes the same noise either way;
-        the categorical policy, and any network numpy cannot run, go through
+        The Gaussian runs its mean network in numpy (``rlsuite.nets.numpy_forward``)
+        on views of the parameters, so it follows in-place updates (every
+        optimizer here, ``load_state_dict``) but not a replaced parameter; its
+        noise comes from ``torch.randn``, the same draw as
+        ``DiagGaussian.sample``, so a seed fixes the same noise either way.
+        The categorical policy, and any network numpy cannot run, go through
         ``dist(obs).sample()`` unchanged.
         """
         mean_fn = None if self.log_std is None else numpy_forward(self.net)
@@ -135,9 +136,9 @@ class Actor(nn.Module):
                 with torch.inference_mode():
                     return self.dist(torch.from_numpy(obs)).sample().numpy()
             return sample
-        std = torch.exp(self.log_std.detach()).numpy()
+        log_std = self.log_std.detach().numpy()  # a view, like the mean network's weights
 
         def sample_gaussian(obs: np.ndarray) -> np.ndarray:
             mean = mean_fn(obs)
-            return mean + std * torch.randn(mean.shape).numpy()
+            return mean + np.exp(log_std) * torch.randn(mean.shape).numpy()
         return sample_gaussian

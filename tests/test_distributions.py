@@ -117,3 +117,15 @@ def test_clip_grad_norm_clips_as_torch_does_and_reports_the_actors_norm_before(m
     if max_norm < 1:  # the gradients were above the bound: clipped onto it
         total = torch.nn.utils.get_total_norm([p.grad for p in [*actor.parameters(), *critic.parameters()]])
         assert float(total) == pytest.approx(max_norm, rel=1e-4)
+
+
+def test_a_sampler_follows_in_place_updates_of_the_mean_and_of_log_std():
+    actor = Actor(mlp([3, 8, 2]), action_dim=2)
+    sample = actor.sampler()  # taken once, as REINFORCE and the A3C workers do
+    obs = np.zeros((1000, 3), dtype=np.float32)
+    with torch.no_grad():
+        actor.net[-1].bias.fill_(4.0)
+        actor.log_std.fill_(np.log(0.01))
+    actions = sample(obs)
+    np.testing.assert_allclose(actions.mean(axis=0), [4.0, 4.0], atol=0.01)
+    np.testing.assert_allclose(actions.std(axis=0), [0.01, 0.01], rtol=0.1)
