@@ -156,7 +156,7 @@ def train(cfg: A2CConfig, run) -> Actor:
         loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
         optimizer.zero_grad()
         loss.backward()
-        norm = clip_grad_norm(actor_params, critic_params, cfg.max_grad_norm)
+        norm = clip_grad_norm(actor_params, critic_params, max_norm=cfg.max_grad_norm)
         optimizer.step()
 
         with torch.no_grad():

@@ -54,7 +54,7 @@ from rlsuite.distributions import Actor
 from rlsuite.envs import (Normalization, NormalizationConfig, ObsNormalization, env_action, find_wrapper, make_env,
                           normalize_env)
 from rlsuite.evaluation import load_policy  # noqa: F401  (the protocol's loader, written once)
-from rlsuite.nets import grad_norm, mlp
+from rlsuite.nets import clip_grad_norm, mlp
 from rlsuite.policy import approx_kl, explained_variance
 from rlsuite.returns import reward_to_go
 
@@ -235,7 +235,7 @@ def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_a
                 if global_step is None:
                     budget_spent = True
                     break
-                action = sample(np.asarray(obs, dtype=np.float32))
+                action = sample(obs)
                 # the loss keeps the sampled action; env.step gets it clipped to a Box's bounds
                 next_obs, reward, terminated, truncated, info = env.step(env_action(action, env.action_space))
                 seg_obs.append(obs)
@@ -278,11 +278,10 @@ def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_a
             for p in actor_params + critic_params:
                 p.grad = None
             loss.backward()
-            norm = grad_norm(actor_params)
             # Each network is clipped on its own, so the critic's error, whose gradient scales
             # with the returns (~100 on CartPole), does not set the actor's clip factor.
-            torch.nn.utils.clip_grad_norm_(actor_params, cfg.max_grad_norm)
-            torch.nn.utils.clip_grad_norm_(critic_params, cfg.max_grad_norm)
+            norm = clip_grad_norm(actor_params, max_norm=cfg.max_grad_norm)
+            clip_grad_norm(critic_params, max_norm=cfg.max_grad_norm)
 
             # 5. Push the local gradients into the global model (Hogwild: no lock).
             step_now = shared.counter.value

@@ -28,7 +28,7 @@ from rlsuite.cli import check_choice
 from rlsuite.distributions import Actor, Categorical
 from rlsuite.envs import NormalizationConfig, run_episodes
 from rlsuite.evaluation import load_policy  # noqa: F401  (the protocol's loader, written once)
-from rlsuite.nets import grad_norm, mlp
+from rlsuite.nets import clip_grad_norm, mlp
 from rlsuite.policy import approx_kl, explained_variance
 from rlsuite.returns import discounted_return, normalize, reward_to_go
 
@@ -141,10 +141,7 @@ def train(cfg: PolicyGradientConfig, run, actor=None, critic=None) -> Actor:
     value_optimizer = torch.optim.Adam(critic.parameters(), lr=cfg.value_learning_rate)
     envs = run.make_envs(cfg.episodes_per_update)
 
-    sampler = actor.sampler()  # numpy in and out; the optimizers update the parameters in place
-
-    def sample(obs: np.ndarray) -> np.ndarray:
-        return sampler(np.asarray(obs, dtype=np.float32))
+    sample = actor.sampler()  # numpy in and out; the optimizers update the parameters in place
 
     global_step = 0
     while global_step < cfg.total_steps:
@@ -173,8 +170,7 @@ def train(cfg: PolicyGradientConfig, run, actor=None, critic=None) -> Actor:
         loss = policy_loss - cfg.ent_coef * entropy
         policy_optimizer.zero_grad()
         loss.backward()
-        norm = grad_norm(actor.parameters())
-        torch.nn.utils.clip_grad_norm_(actor.parameters(), cfg.max_grad_norm)
+        norm = clip_grad_norm(actor.parameters(), max_norm=cfg.max_grad_norm)
         policy_optimizer.step()
 
         with torch.no_grad():

@@ -209,7 +209,7 @@ def train(cfg: PPOConfig, run) -> Actor:
 
                 optimizer.zero_grad()
                 loss.backward()
-                norm = clip_grad_norm(actor_params, critic_params, cfg.max_grad_norm)
+                norm = clip_grad_norm(actor_params, critic_params, max_norm=cfg.max_grad_norm)
                 optimizer.step()
                 stats.append(torch.stack([policy_loss, value_loss, norm]).detach())
                 log_ratios.append(log_ratio.detach())

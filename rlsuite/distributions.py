@@ -120,7 +120,8 @@ class Actor(nn.Module):
         return DiagGaussian(out, self.log_std)
 
     def sampler(self):
-        """a ~ pi(.|s) for a numpy batch of observations, returning numpy: the rollout's policy call.
+        """a ~ pi(.|s) for an array of observations (cast to float32), returning numpy: the rollout's
+        policy call.
 
         The Gaussian runs its mean network in numpy (``rlsuite.nets.numpy_forward``)
         on views of the parameters, so it follows in-place updates (every
@@ -132,13 +133,13 @@ class Actor(nn.Module):
         """
         mean_fn = None if self.log_std is None else numpy_forward(self.net)
         if mean_fn is None:
-            def sample(obs: np.ndarray) -> np.ndarray:
+            def sample(obs) -> np.ndarray:
                 with torch.inference_mode():
-                    return self.dist(torch.from_numpy(obs)).sample().numpy()
+                    return self.dist(torch.from_numpy(np.asarray(obs, dtype=np.float32))).sample().numpy()
             return sample
         log_std = self.log_std.detach().numpy()  # a view, like the mean network's weights
 
-        def sample_gaussian(obs: np.ndarray) -> np.ndarray:
-            mean = mean_fn(obs)
+        def sample_gaussian(obs) -> np.ndarray:
+            mean = mean_fn(np.asarray(obs, dtype=np.float32))
             return mean + np.exp(log_std) * torch.randn(mean.shape).numpy()
         return sample_gaussian

@@ -39,6 +39,14 @@ def mlp(
 _NUMPY_ACTIVATIONS = {nn.Tanh: np.tanh, nn.ReLU: lambda x: np.maximum(x, 0.0)}
 
 
+def _numpy_linear(linear: nn.Linear):
+    weight_t = linear.weight.detach().numpy().T  # views: they follow in-place updates
+    if linear.bias is None:
+        return lambda x: x @ weight_t
+    bias = linear.bias.detach().numpy()
+    return lambda x: x @ weight_t + bias
+
+
 def numpy_forward(net: nn.Module):
     """The forward pass of an ``mlp`` in numpy on views of its parameters, or None for other nets.
 
@@ -55,8 +63,7 @@ def numpy_forward(net: nn.Module):
     layers = []
     for module in net:
         if isinstance(module, nn.Linear):
-            bias = None if module.bias is None else module.bias.detach().numpy()
-            layers.append((module.weight.detach().numpy().T, bias))
+            layers.append(_numpy_linear(module))
         elif type(module) in _NUMPY_ACTIVATIONS:
             layers.append(_NUMPY_ACTIVATIONS[type(module)])
         else:
@@ -64,12 +71,7 @@ def numpy_forward(net: nn.Module):
 
     def forward(x: np.ndarray) -> np.ndarray:
         for layer in layers:
-            if callable(layer):
-                x = layer(x)
-            else:
-                x = x @ layer[0]
-                if layer[1] is not None:
-                    x += layer[1]
+            x = layer(x)
         return x
 
     return forward
@@ -95,8 +97,10 @@ def grad_norm(parameters) -> torch.Tensor:
     return torch.nn.utils.get_total_norm(grads, foreach=True)
 
 
-def clip_grad_norm(actor_params, critic_params, max_norm: float) -> torch.Tensor:
+def clip_grad_norm(actor_params, critic_params=(), *, max_norm: float) -> torch.Tensor:
     """Clip all gradients together to a global L2 norm of ``max_norm``; return the actor's norm before.
+
+    Without ``critic_params`` it clips one network (REINFORCE's actor; A3C calls it once per network).
 
     The same arithmetic as ``torch.nn.utils.clip_grad_norm_(actor + critic, max_norm,
     foreach=True)``, with the logged ``grad_norm`` (the actor's share, docs/README.md)

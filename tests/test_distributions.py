@@ -110,7 +110,7 @@ def test_clip_grad_norm_clips_as_torch_does_and_reports_the_actors_norm_before(m
         (a(obs).square().sum() + c(obs).sum()).backward()
     expected_norm = torch.nn.utils.get_total_norm([p.grad for p in twins[0].parameters()])
     torch.nn.utils.clip_grad_norm_([*twins[0].parameters(), *twins[1].parameters()], max_norm, foreach=True)
-    norm = clip_grad_norm(list(actor.parameters()), list(critic.parameters()), max_norm)
+    norm = clip_grad_norm(list(actor.parameters()), list(critic.parameters()), max_norm=max_norm)
     torch.testing.assert_close(norm, expected_norm)
     for p, q in zip([*actor.parameters(), *critic.parameters()], [*twins[0].parameters(), *twins[1].parameters()]):
         torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=0)
