@@ -11,9 +11,9 @@ A suite (suites.toml: cartpole, classic, box2d, mujoco, overnight) names the
 envs and each env's seeds; every env runs at its preset's budget
 (presets.toml), and --algos, --seeds, --envs and --total-steps still override.
 Without --suite and --envs the matrix is the cartpole suite. The estimated
-wall time of --dry-run, and the ETA while the matrix runs, come from measured
-steps per second per (algorithm, env) (rlsuite/suites.py, throughput.json),
-which every finished run updates.
+wall time of --dry-run, and the ETA while the matrix runs, come from timed runs
+per (algorithm, env), fitted as a fixed cost per run plus a cost per step
+(rlsuite/suites.py, throughput.json), which every finished run updates.
 
 Every run is ``<algo>_benchmark.py --env E --seed S --results-dir DIR ...``
 started as a child process in its own session (so a timeout or Ctrl-C can
@@ -668,7 +668,7 @@ def fmt_outcome(o: Outcome) -> str:
 
 
 class Estimator:
-    """Wall time of the runs left, from measured steps/s per (algorithm, env) (rlsuite.suites).
+    """Wall time of the runs left, from the timed runs per (algorithm, env) (rlsuite.suites).
 
     A run takes its slots for its estimated time, so the matrix needs about the sum of
     slots x time over the slots there are. Each finished run updates the throughput
@@ -724,7 +724,7 @@ def estimate_text(specs: list[RunSpec], throughput: Throughput, jobs: int) -> st
         shown = ", ".join(pairs[:4]) + (f" and {len(pairs) - 4} more" if len(pairs) > 4 else "")
         text += (f" for {len(known)} of {len(specs)} runs; {len(pairs)} algorithm/env pair(s) not timed "
                  f"yet: {shown}")
-    return text + " (steps/s: throughput.json)"
+    return text + " (timed runs: throughput.json)"
 
 
 class Progress:

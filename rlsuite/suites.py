@@ -1,10 +1,11 @@
 """Named benchmark suites (suites.toml) and the throughput table the wall-time estimates use.
 
 A suite maps each of its Gymnasium ids to the seeds that env runs; a suite made of
-other suites keeps each member's seeds. The throughput table holds measured
-environment steps per second of wall time (training and its periodic evaluations,
-as the orchestrator times a run) per (algorithm, env). The orchestrator adds every
-finished run to ``<results-dir>/throughput.json``; ``throughput.json`` at the top
+other suites keeps each member's seeds. The throughput table holds timed runs per
+(algorithm, env): environment steps and the wall seconds of the whole run as the
+orchestrator times it (start-up, training, periodic and final evaluations), from which
+``wall_model`` fits a fixed cost per run plus a cost per step. The orchestrator adds
+every finished run to ``<results-dir>/throughput.json``; ``throughput.json`` at the top
 of the repository is the table measured on the suite's reference machine (2 cores),
 the fallback for pairs the results tree has not timed yet.
 """
@@ -118,6 +119,30 @@ def _positive(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
 
 
+def wall_model(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    """Fit ``wall = overhead + steps / rate`` to one pair's timed runs ``[(steps, wall_s)]``.
+
+    The overhead is what a run costs whatever its budget: interpreter and env start-up and
+    the final 100-episode evaluation, seconds that a 20k-step run spends as well as a 1M-step
+    one. Least squares over the runs, when they have at least two different budgets and the
+    fit is sensible (overhead >= 0, else a line through the origin; rate > 0); otherwise the
+    plain ratio of all steps to all seconds, which charges the overhead to the steps.
+    Returns (overhead_s, steps_per_s)."""
+    ratio = (0.0, sum(s for s, _ in runs) / sum(w for _, w in runs))
+    if len({s for s, _ in runs}) < 2:
+        return ratio
+    mean_s = sum(s for s, _ in runs) / len(runs)
+    mean_w = sum(w for _, w in runs) / len(runs)
+    sxx = sum((s - mean_s) ** 2 for s, _ in runs)
+    per_step = sum((s - mean_s) * (w - mean_w) for s, w in runs) / sxx
+    overhead = mean_w - per_step * mean_s
+    if overhead < 0:
+        overhead, per_step = 0.0, sum(s * w for s, w in runs) / sum(s * s for s, _ in runs)
+    if per_step <= 0:
+        return ratio
+    return overhead, 1.0 / per_step
+
+
 class Throughput:
     """Steps per second of wall time per (algorithm, env), from the results tree's own
     timed runs where it has them, else from the shipped table."""
@@ -127,15 +152,18 @@ class Throughput:
         self.shipped = _read_table(shipped)
         self.measured = _read_table(self.path) if self.path is not None else {}
 
-    def steps_per_s(self, algo: str, env_id: str) -> float | None:
+    def wall_model(self, algo: str, env_id: str) -> tuple[float, float] | None:
+        """(overhead_s, steps_per_s) of the pair (see ``wall_model``), or None if never timed."""
         runs = self.measured.get(f"{algo}/{env_id}") or self.shipped.get(f"{algo}/{env_id}")
-        if not runs:
-            return None
-        return sum(s for s, _ in runs) / sum(w for _, w in runs)
+        return wall_model(runs) if runs else None
+
+    def steps_per_s(self, algo: str, env_id: str) -> float | None:
+        model = self.wall_model(algo, env_id)
+        return None if model is None else model[1]
 
     def estimate_s(self, algo: str, env_id: str, steps: int) -> float | None:
-        rate = self.steps_per_s(algo, env_id)
-        return None if rate is None else steps / rate
+        model = self.wall_model(algo, env_id)
+        return None if model is None else model[0] + steps / model[1]
 
     def add(self, algo: str, env_id: str, steps: int, wall_s: float) -> None:
         """Record one finished run and rewrite the results tree's table (atomically).
@@ -167,8 +195,8 @@ def _locked(path: Path):
 
 def write_table(path: Path, table: dict) -> None:
     payload = {
-        "about": "environment steps and wall seconds (training plus periodic evaluations) of the "
-                 f"last {RECENT_RUNS} timed runs per algorithm/env; rlsuite/suites.py",
+        "about": "environment steps and wall seconds (the whole run: start-up, training, evaluations) "
+                 f"of the last {RECENT_RUNS} timed runs per algorithm/env; rlsuite/suites.py",
         "runs": {k: [[round(s), round(w, 1)] for s, w in v] for k, v in sorted(table.items())},
     }
     tmp = Path(path).with_suffix(".json.tmp")

@@ -11,7 +11,7 @@ from conftest import assert_usage_error, run_script
 from rlsuite import algorithms
 from rlsuite.cli import UsageError
 from rlsuite.presets import PRESETS_FILE, load_preset
-from rlsuite.suites import Throughput, load_suites, merge_tables
+from rlsuite.suites import Throughput, load_suites, merge_tables, wall_model
 from test_orchestrator import orchestrate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -84,6 +84,27 @@ def test_throughput_prefers_the_results_tree_and_keeps_recent_runs(tmp_path):
     assert t.steps_per_s("ppo", "CartPole-v1") == pytest.approx(100.0)
     out = tmp_path / "merged.json"
     assert merge_tables([tmp_path / "results" / "throughput.json", shipped], out) == 2
+
+
+def test_wall_model_fits_a_fixed_cost_per_run_plus_a_cost_per_step():
+    # 1,000 and 11,000 steps in 11 and 21 s: 10 s per run whatever its budget, then 1,000 steps/s
+    overhead, rate = wall_model([(1000, 11.0), (11000, 21.0)])
+    assert (overhead, rate) == (pytest.approx(10.0), pytest.approx(1000.0))
+    # a fit with a negative overhead is redone through the origin: (1e3*0.5 + 2e3*2) / (1e6 + 4e6)
+    assert wall_model([(1000, 0.5), (2000, 2.0)]) == (0.0, pytest.approx(1 / 0.0009))
+    # one budget, or a longer run no slower than a shorter one: the plain ratio
+    assert wall_model([(1000, 4.0), (1000, 6.0)]) == (0.0, pytest.approx(200.0))
+    assert wall_model([(1000, 2.0), (3000, 2.0)]) == (0.0, pytest.approx(1000.0))
+
+
+def test_a_long_run_is_estimated_from_the_fit_not_from_a_short_runs_ratio(tmp_path):
+    shipped = tmp_path / "shipped.json"
+    shipped.write_text(json.dumps({"runs": {"ppo/E": [[2000, 12.0], [20000, 30.0]]}}))
+    t = Throughput(None, shipped)
+    assert t.wall_model("ppo", "E") == (pytest.approx(10.0), pytest.approx(1000.0))
+    # the 20k-step run alone would say 667 steps/s, 1,500 s for 1M steps
+    assert t.estimate_s("ppo", "E", 1_000_000) == pytest.approx(1010.0)
+    assert t.wall_model("trpo", "E") is None
 
 
 def test_two_orchestrators_sharing_a_results_tree_keep_each_others_runs(tmp_path):
@@ -164,3 +185,18 @@ def test_max_total_steps_caps_only_the_longer_budgets(tmp_path):
     assert lines[f"a2c {long} seed 1"].endswith(f"--total-steps {cap}")
     proc = orchestrate(tmp_path, "--max-total-steps", str(10**13), "--dry-run")
     assert_usage_error(proc, "--max-total-steps")
+
+
+def test_the_readmes_overnight_cut_fits_ten_hours_on_two_cores(tmp_path):
+    # README, "Run the full comparison": the suite at the presets' budgets does not fit a night
+    # on 2 cores; this cut does, by the shipped throughput table (the results tree is empty)
+    proc = orchestrate(tmp_path, "--suite", "overnight", "--seeds", "1-3", "--max-total-steps", "1000000",
+                       "--jobs", "2", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert "--suite overnight --seeds 1-3 --max-total-steps 1000000" in " ".join(readme.split())
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("estimated wall time on 2 slot(s): "))
+    value, unit = line.split(": ")[1].split()[:2]
+    hours = float(value) * {"s": 1 / 3600, "min": 1 / 60, "h": 1.0}[unit]
+    assert "not timed yet" not in line
+    assert hours <= 10.0, line
