@@ -695,18 +695,22 @@ class Estimator:
         steps = (outcome.summary or {}).get("total_steps")
         self.throughput.add(spec.algo, spec.env_id, steps, outcome.wall_s)
 
+    def run_s(self, spec: RunSpec) -> float | None:
+        """One run's estimated wall time, corrected by this matrix's runs so far; None if untimed."""
+        estimate = self.throughput.estimate_s(spec.algo, spec.env_id, spec.steps)
+        if estimate is None:
+            return None
+        return estimate * (self.measured_s / self.estimated_s if self.estimated_s > 0 else 1.0)
+
     def remaining_s(self) -> float | None:
         """Seconds until the runs left are done, or None while a run has no estimate at all."""
-        scale = self.measured_s / self.estimated_s if self.estimated_s > 0 else 1.0
         total = 0.0
         for spec in self.left.values():
-            estimate = self.throughput.estimate_s(spec.algo, spec.env_id, spec.steps)
+            estimate = self.run_s(spec)
             if estimate is None:
                 if not self.walls:
                     return None
                 estimate = sum(self.walls) / len(self.walls)
-            else:
-                estimate *= scale
             total += estimate * spec.slots
         return total / self.jobs
 
@@ -788,22 +792,46 @@ class StopRequest:
         self.signum = signum
 
 
+def _shadow_time(waiting: RunSpec, free: int, running: dict, started: dict, run_s, now: float) -> float | None:
+    """When enough slots for ``waiting`` will be free, by the running runs' estimated ends;
+    None if a running run has no estimate."""
+    ends = []
+    for key, (spec, _) in running.items():
+        estimate = run_s(spec)
+        if estimate is None:
+            return None
+        ends.append((max(now, started[key] + estimate), spec.slots))
+    for end, slots in sorted(ends):
+        free += slots
+        if free >= waiting.slots:
+            return end
+    return None
+
+
 def schedule(specs: list[RunSpec], backend, jobs: int, strict: bool, progress: Progress,
-             poll_s: float = 0.2, recheck: bool = True) -> tuple[list[Outcome], bool]:
+             poll_s: float = 0.2, recheck: bool = True,
+             clock=time.monotonic) -> tuple[list[Outcome], bool]:
     """Keep up to ``jobs`` slots busy, starting runs in matrix order. Returns (outcomes, interrupted).
 
     With ``recheck`` (not under --overwrite), a run found completed when its turn comes
     (another orchestrator sharing the results tree finished it after this one planned) is
     not started again: its outcome is "skipped".
 
-    A run that does not fit yet (an A3C run wants a slot per worker) is not
-    overtaken: the runs after it wait until it has started. First fit would let
-    one-slot runs take every freed slot and start the A3C runs only when
-    nothing else is left, so a study stopped part-way would hold later seeds of
-    the others and not the first seeds of A3C.
+    A run that does not fit yet (an A3C run wants a slot per worker) keeps its
+    place: it starts as soon as the runs ahead of it have freed its slots. First
+    fit would let one-slot runs take every freed slot and start the A3C runs
+    only when nothing else is left, so a study stopped part-way would hold
+    later seeds of the others and not the first seeds of A3C. Meanwhile a slot
+    it leaves idle is lent to a later run only if that run's estimated wall
+    time (the progress estimator's) ends before the waiting run could start
+    anyway, by the running runs' estimates: backfilling, as batch schedulers do
+    it (EASY backfilling), so the waiting run is not delayed as far as the
+    estimates hold. Without estimates nothing is lent.
     """
+    run_s = progress.estimator.run_s if progress.estimator is not None else (lambda spec: None)
     pending = list(specs)
     running: dict[int, tuple[RunSpec, dict]] = {}
+    started: dict[int, float] = {}
     outcomes: list[Outcome] = []
     stop_reason = None
     stop = StopRequest()
@@ -817,9 +845,20 @@ def schedule(specs: list[RunSpec], backend, jobs: int, strict: bool, progress: P
                              for spec, _ in running.values()]
                 return outcomes, True
             free = jobs - sum(spec.slots for spec, _ in running.values())
+            shadow = None  # once a run does not fit: when it can start, by the estimates
             for spec in list(pending):
-                if stop_reason or spec.slots > free:
+                if stop_reason or free <= 0:
                     break
+                if spec.slots > free:
+                    if shadow is None:
+                        shadow = _shadow_time(spec, free, running, started, run_s, clock())
+                        if shadow is None:
+                            break
+                    continue
+                if shadow is not None:
+                    estimate = run_s(spec)
+                    if estimate is None or clock() + estimate > shadow:
+                        continue
                 completed = is_completed(spec.run_dir)
                 if recheck and completed:
                     pending.remove(spec)
@@ -833,6 +872,7 @@ def schedule(specs: list[RunSpec], backend, jobs: int, strict: bool, progress: P
                 if not completed:
                     (spec.run_dir / "summary.json").unlink(missing_ok=True)
                 running[id(spec)] = (spec, backend.start(spec))
+                started[id(spec)] = clock()
                 pending.remove(spec)
                 free -= spec.slots
             for key, (spec, handle) in list(running.items()):
@@ -840,6 +880,7 @@ def schedule(specs: list[RunSpec], backend, jobs: int, strict: bool, progress: P
                 if result is None:
                     continue
                 del running[key]
+                started.pop(key, None)
                 outcome = outcome_of(spec, result)
                 outcomes.append(outcome)
                 progress.advance(fmt_outcome(outcome), outcome)

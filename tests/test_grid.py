@@ -15,6 +15,7 @@ import pytest
 
 import run_all_comparison
 from conftest import ROOT
+from rlsuite.suites import Throughput
 from test_orchestrator import FAKE_RUNNER
 
 GRID_RUNNER = FAKE_RUNNER.replace('"--learning-rate", "--num-workers"',
@@ -146,6 +147,48 @@ def test_a_run_that_needs_more_slots_is_not_overtaken(tmp_path):
     progress = run_all_comparison.Progress(len(specs), 0, show_bar=False)
     outcomes, interrupted = run_all_comparison.schedule(specs, Backend(), 2, False, progress, poll_s=0)
     assert not interrupted and len(outcomes) == 4
+    assert started == ["ppo1", "a3c1", "ppo2", "ppo3"]
+
+
+def test_a_slot_left_idle_for_a_waiting_run_is_lent_only_to_a_run_that_ends_in_time(tmp_path):
+    """jobs=2, ppo1 running (100 s estimated): the A3C run behind it waits for ppo1's slot;
+    ppo2 (10 s) fits in the idle slot before then and starts, ppo3 (1,000 s) would delay
+    the A3C run and waits its turn. Estimates: 10 steps/s for every pair, clock frozen at 0."""
+    started, finished = [], set()
+
+    class Backend:
+        stop_wait = 0
+
+        def start(self, spec):
+            started.append(spec.algo + str(spec.seed))
+            return {"name": started[-1], "polls": 0}
+
+        def poll(self, handle):
+            handle["polls"] += 1
+            # ppo1 runs until ppo2 has finished (or 50 polls); the others end on their second poll
+            limit = 50 if handle["name"] == "ppo1" else 1
+            done = handle["polls"] > limit or (handle["name"] == "ppo1" and "ppo2" in finished)
+            if done:
+                finished.add(handle["name"])
+            return {"returncode": 0, "wall_s": 0.0} if done else None
+
+    def spec(algo, seed, slots, steps):
+        return run_all_comparison.RunSpec(algo, "E", seed, tmp_path / algo / str(seed), [], slots, steps=steps)
+
+    shipped = tmp_path / "shipped.json"
+    shipped.write_text(json.dumps({"runs": {"ppo/E": [[10, 1.0]], "a3c/E": [[10, 1.0]]}}))
+    specs = [spec("ppo", 1, 1, 1000), spec("a3c", 1, 2, 1000), spec("ppo", 2, 1, 100), spec("ppo", 3, 1, 10_000)]
+    estimator = run_all_comparison.Estimator(specs, Throughput(None, shipped), jobs=2)
+    progress = run_all_comparison.Progress(len(specs), 0, show_bar=False, estimator=estimator)
+    outcomes, interrupted = run_all_comparison.schedule(specs, Backend(), 2, False, progress, poll_s=0,
+                                                        clock=lambda: 0.0)
+    assert not interrupted and len(outcomes) == 4
+    assert started == ["ppo1", "ppo2", "a3c1", "ppo3"]
+    # without estimates nothing is lent: the matrix order holds
+    started.clear()
+    finished.clear()
+    progress = run_all_comparison.Progress(len(specs), 0, show_bar=False)
+    run_all_comparison.schedule(specs, Backend(), 2, False, progress, poll_s=0, clock=lambda: 0.0)
     assert started == ["ppo1", "a3c1", "ppo2", "ppo3"]
 
 
