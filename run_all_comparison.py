@@ -9,10 +9,12 @@
 
 A suite (suites.toml: cartpole, classic, box2d, mujoco, overnight) names the
 envs and each env's seeds; every env runs at its preset's budget
-(presets.toml), and --algos, --seeds, --envs and --total-steps still override.
-Without --suite and --envs the matrix is the cartpole suite. The estimated
-wall time of --dry-run, and the ETA while the matrix runs, come from timed runs
-per (algorithm, env), fitted as a fixed cost per run plus a cost per step
+(presets.toml), and --algos, --seeds, --envs and --total-steps still override;
+a suite may spread a set number of periodic evaluations over each run's budget
+(evals_per_run), which --eval-every overrides. Without --suite and --envs the
+matrix is the cartpole suite. The estimated wall time of --dry-run, and the ETA
+while the matrix runs, come from timed runs per (algorithm, env), fitted as a
+fixed cost per run, a cost per step and a cost per periodic evaluation
 (rlsuite/suites.py, throughput.json), which every finished run updates.
 
 Every run is ``<algo>_benchmark.py --env E --seed S --results-dir DIR ...``
@@ -56,6 +58,7 @@ from pathlib import Path
 from rlsuite import algorithms
 from rlsuite.cli import (
     COMMON_BOUNDS,
+    EVAL_EVERY,
     MAX_STEPS,
     OneLineParser,
     UsageError,
@@ -274,6 +277,7 @@ class RunSpec:
     missing_runner: str | None = None
     cell: str | None = None  # a grid cell's name, None outside a grid
     steps: int | None = None  # the run's training budget, as the runner will resolve it
+    eval_every: int = EVAL_EVERY  # its interval between periodic evaluations
 
     @property
     def label(self) -> str:
@@ -354,6 +358,7 @@ def build_specs(args, algos, env_seeds: dict, overrides, values, runner_dir: Pat
         if getattr(args, name):
             common.append("--" + name.replace("_", "-"))
 
+    suite = get_suite(args.suite or "cartpole")
     specs = []
     # Seed-major order: a study stopped part-way holds every algorithm's (and cell's) first seeds.
     for env_id, seeds in env_seeds.items():
@@ -372,13 +377,18 @@ def build_specs(args, algos, env_seeds: dict, overrides, values, runner_dir: Pat
                     if args.max_total_steps is not None and steps > args.max_total_steps:
                         steps = args.max_total_steps
                         extra += ["--total-steps", str(steps)]
+                    eval_every = args.eval_every
+                    if eval_every is None:
+                        eval_every = suite.eval_every(env_id, steps)
+                        if eval_every is not None:
+                            extra += ["--eval-every", str(eval_every)]
                     cmd = [sys.executable, str(runner), "--env", env_id, "--seed", str(seed),
                            "--results-dir", str(root), "--video-dir", str(videos), *common, *extra]
                     slots = a3c_slots(env_id, checked, jobs) if algo == "a3c" else 1
                     specs.append(RunSpec(
                         algo, env_id, seed, root / env_id / algo / f"seed_{seed}", cmd, slots,
                         missing_runner=None if runner.is_file() else f"{runner.name} not found in {runner_dir}",
-                        cell=name, steps=steps,
+                        cell=name, steps=steps, eval_every=eval_every or EVAL_EVERY,
                     ))
     return specs
 
@@ -667,6 +677,15 @@ def fmt_outcome(o: Outcome) -> str:
     return f"done    {o.spec.label}: {solved}, final eval {final}, wall {o.wall_s:.0f} s"
 
 
+def periodic_evals(run_dir: Path) -> int | None:
+    """How many periodic evaluations a finished run made: the rows of its evals.csv."""
+    try:
+        with open(Path(run_dir) / "evals.csv", encoding="utf-8") as f:
+            return max(0, sum(1 for line in f if line.strip()) - 1)
+    except OSError:
+        return None
+
+
 class Estimator:
     """Wall time of the runs left, from the timed runs per (algorithm, env) (rlsuite.suites).
 
@@ -687,17 +706,17 @@ class Estimator:
         self.left.pop(id(spec), None)
         if outcome.status != "completed" or outcome.wall_s <= 0:
             return
-        estimate = self.throughput.estimate_s(spec.algo, spec.env_id, spec.steps)
+        estimate = self.throughput.estimate_s(spec.algo, spec.env_id, spec.steps, spec.eval_every)
         if estimate is not None:
             self.measured_s += outcome.wall_s
             self.estimated_s += estimate
         self.walls.append(outcome.wall_s)
         steps = (outcome.summary or {}).get("total_steps")
-        self.throughput.add(spec.algo, spec.env_id, steps, outcome.wall_s)
+        self.throughput.add(spec.algo, spec.env_id, steps, outcome.wall_s, periodic_evals(spec.run_dir))
 
     def run_s(self, spec: RunSpec) -> float | None:
         """One run's estimated wall time, corrected by this matrix's runs so far; None if untimed."""
-        estimate = self.throughput.estimate_s(spec.algo, spec.env_id, spec.steps)
+        estimate = self.throughput.estimate_s(spec.algo, spec.env_id, spec.steps, spec.eval_every)
         if estimate is None:
             return None
         return estimate * (self.measured_s / self.estimated_s if self.estimated_s > 0 else 1.0)
@@ -719,7 +738,7 @@ def estimate_text(specs: list[RunSpec], throughput: Throughput, jobs: int) -> st
     """One line: the estimated wall time of ``specs`` on ``jobs`` slots, and what is not timed yet."""
     if not specs:
         return "estimated wall time: nothing to run"
-    estimates = [(s, throughput.estimate_s(s.algo, s.env_id, s.steps)) for s in specs]
+    estimates = [(s, throughput.estimate_s(s.algo, s.env_id, s.steps, s.eval_every)) for s in specs]
     known = [(s, e) for s, e in estimates if e is not None]
     slot_s = sum(e * s.slots for s, e in known)
     text = f"estimated wall time on {jobs} slot(s): {format_duration(slot_s / jobs)}"
@@ -1005,7 +1024,8 @@ def build_parser() -> OneLineParser:
     c.add_argument("--total-steps", type=positive_int, default=None, metavar="N",
                    help="every run's training budget (default: the env's preset budget, else the algorithm's default)")
     c.add_argument("--eval-every", type=positive_int, default=None, metavar="N",
-                   help="steps between periodic evaluations (runner default 5000)")
+                   help="steps between periodic evaluations (default: the suite's evals_per_run spread "
+                        "over each budget where it sets one, e.g. box2d and mujoco; else the runner's 5000)")
     c.add_argument("--eval-episodes", type=positive_int, default=None, metavar="N",
                    help="episodes per periodic evaluation (runner default 20)")
     c.add_argument("--record-video", action="store_true", help="record greedy episodes after training")
@@ -1155,7 +1175,7 @@ def main(argv=None) -> int:
               f"its runs are listed as failed", file=sys.stderr)
     if args.dry_run:
         for spec in todo:
-            estimate = throughput.estimate_s(spec.algo, spec.env_id, spec.steps)
+            estimate = throughput.estimate_s(spec.algo, spec.env_id, spec.steps, spec.eval_every)
             guess = "no measurement" if estimate is None else f"~{format_duration(estimate)}"
             print(f"{spec.label} [{spec.slots} slot(s), {spec.steps:,} steps, {guess}]: {' '.join(spec.cmd)}")
         print(estimate_text(todo, throughput, jobs))

@@ -16,10 +16,13 @@ import fcntl
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
-from rlsuite.cli import UsageError, parse_seeds
+import numpy as np
+
+from rlsuite.cli import EVAL_EVERY, UsageError, parse_seeds
 from rlsuite.records import read_toml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +38,14 @@ class Suite:
     description: str
     env_seeds: dict  # env id -> list of seeds, in the suite's order
     members: tuple = ()  # the suites a composite suite is made of; () for a plain one
+    env_evals: dict = field(default_factory=dict)  # env id -> periodic evaluations per run, where set
+
+    def eval_every(self, env_id: str, budget: int) -> int | None:
+        """The --eval-every a run of ``budget`` steps on ``env_id`` gets from the suite: its budget
+        spread over the suite's ``evals_per_run``, never closer than the protocol's default;
+        None where the suite leaves the runner's default."""
+        evals = self.env_evals.get(env_id)
+        return None if evals is None else max(EVAL_EVERY, budget // evals)
 
     @property
     def envs(self) -> list[str]:
@@ -56,17 +67,24 @@ def load_suites(path: Path = SUITES_FILE) -> dict[str, Suite]:
         table = data.get(name)
         if not isinstance(table, dict):
             raise UsageError(f"{where}: no such suite; suites: {', '.join(data)}")
-        unknown = set(table) - {"description", "envs", "seeds", "suites"}
+        unknown = set(table) - {"description", "envs", "seeds", "suites", "evals_per_run"}
         if unknown:
             raise UsageError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; "
-                             "fields: description, envs, seeds, suites")
+                             "fields: description, envs, seeds, evals_per_run, suites")
         env_seeds: dict[str, list[int]] = {}
+        env_evals: dict[str, int] = {}
         if "suites" in table:
-            if "envs" in table or not isinstance(table["suites"], list) or not table["suites"]:
-                raise UsageError(f"{where}: give either envs and seeds, or a non-empty list suites")
+            if "envs" in table or "evals_per_run" in table or not isinstance(table["suites"], list) \
+                    or not table["suites"]:
+                raise UsageError(f"{where}: give either envs and seeds (and evals_per_run), or a "
+                                 "non-empty list suites")
             for member in table["suites"]:
-                for env_id, seeds in build(str(member), seen + (name,)).env_seeds.items():
-                    env_seeds.setdefault(env_id, seeds)
+                built = build(str(member), seen + (name,))
+                for env_id, seeds in built.env_seeds.items():
+                    if env_id not in env_seeds:
+                        env_seeds[env_id] = seeds
+                        if env_id in built.env_evals:
+                            env_evals[env_id] = built.env_evals[env_id]
         else:
             envs, seeds = table.get("envs"), table.get("seeds")
             if not isinstance(envs, list) or not envs or not all(isinstance(e, str) for e in envs):
@@ -78,8 +96,13 @@ def load_suites(path: Path = SUITES_FILE) -> dict[str, Suite]:
             except UsageError as exc:
                 raise UsageError(f"{where}: {str(exc).removeprefix('argument --seeds: ')}") from None
             env_seeds = {env_id: parsed for env_id in envs}
+            if "evals_per_run" in table:
+                evals = table["evals_per_run"]
+                if not _positive(evals) or not isinstance(evals, int):
+                    raise UsageError(f"{where}: evals_per_run must be a positive integer")
+                env_evals = {env_id: evals for env_id in envs}
         suite = Suite(name, str(table.get("description", "")), env_seeds,
-                      tuple(str(m) for m in table.get("suites", ())))
+                      tuple(str(m) for m in table.get("suites", ())), env_evals)
         suites[name] = suite
         return suite
 
@@ -98,7 +121,8 @@ def get_suite(name: str, path: Path = SUITES_FILE) -> Suite:
 # -- throughput ------------------------------------------------------------------------
 
 def _read_table(path: Path) -> dict:
-    """{"algo/env": [[steps, wall_s], ...]}; a missing or unreadable file is an empty table."""
+    """{"algo/env": [(steps, wall_s, evals or None), ...]}; a missing or unreadable file is an
+    empty table, and a malformed row is left out."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -108,65 +132,97 @@ def _read_table(path: Path) -> dict:
         return {}
     table = {}
     for key, runs in runs_by_pair.items():
-        good = [(float(r[0]), float(r[1])) for r in (runs if isinstance(runs, list) else [])
-                if isinstance(r, list) and len(r) == 2 and _positive(r[0]) and _positive(r[1])]
+        good = [_row(r) for r in (runs if isinstance(runs, list) else [])]
+        good = [r for r in good if r is not None]
         if good:
             table[key] = good
     return table
+
+
+def _row(r) -> tuple | None:
+    """A stored run [steps, wall_s] or [steps, wall_s, periodic evaluations], checked."""
+    if not isinstance(r, list) or len(r) not in (2, 3) or not (_positive(r[0]) and _positive(r[1])):
+        return None
+    evals = r[2] if len(r) == 3 else None
+    if evals is not None and not (isinstance(evals, int) and not isinstance(evals, bool) and evals >= 0):
+        return None
+    return float(r[0]), float(r[1]), evals
 
 
 def _positive(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
 
 
-def wall_model(runs: list[tuple[float, float]]) -> tuple[float, float]:
-    """Fit ``wall = overhead + steps / rate`` to one pair's timed runs ``[(steps, wall_s)]``.
+class WallModel(NamedTuple):
+    overhead_s: float  # per run, whatever its budget: start-up and the final evaluation
+    steps_per_s: float  # training (and, where eval_s is None, its periodic evaluations)
+    eval_s: float | None  # per periodic evaluation; None where the runs cannot tell it apart
+
+    def estimate_s(self, steps: int, evals: int) -> float:
+        return self.overhead_s + steps / self.steps_per_s + (0.0 if self.eval_s is None else evals * self.eval_s)
+
+
+def wall_model(runs: list[tuple]) -> WallModel:
+    """Fit one pair's timed runs ``[(steps, wall_s)]`` or ``[(steps, wall_s, evals or None)]`` as
+    ``wall = overhead + steps / rate + evals * eval_s``.
 
     The overhead is what a run costs whatever its budget: interpreter and env start-up and
     the final 100-episode evaluation, seconds that a 20k-step run spends as well as a 1M-step
-    one. Least squares over the runs, when they have at least two different budgets and the
-    fit is sensible (overhead >= 0, else a line through the origin; rate > 0); otherwise the
-    plain ratio of all steps to all seconds, which charges the overhead to the steps.
-    Returns (overhead_s, steps_per_s)."""
-    ratio = (0.0, sum(s for s, _ in runs) / sum(w for _, w in runs))
-    if len({s for s, _ in runs}) < 2:
+    one; ``evals`` is the run's number of periodic evaluations, which a suite spreads over the
+    budget (suites.toml: evals_per_run) rather than one per 5,000 steps. Least squares over
+    the runs whose evaluations are known, when they tell the three terms apart and every term
+    comes out non-negative. Else the same without the evaluation term (its cost then lands in
+    the rate, at the cadence the runs had), over every run with two or more budgets (overhead
+    >= 0, else a line through the origin; rate > 0). Else the plain ratio of all steps to all
+    seconds, which charges the overhead to the steps."""
+    runs = [(r[0], r[1], r[2] if len(r) > 2 else None) for r in runs]
+    steps = np.array([r[0] for r in runs], dtype=float)
+    wall = np.array([r[1] for r in runs], dtype=float)
+    known = [r for r in runs if r[2] is not None]
+    if len(known) >= 3:
+        x = np.array([[1.0, r[0], r[2]] for r in known])
+        if np.linalg.matrix_rank(x) == 3:
+            (overhead, per_step, per_eval), *_ = np.linalg.lstsq(x, np.array([r[1] for r in known]), rcond=None)
+            if overhead >= 0 and per_step > 0 and per_eval >= 0:
+                return WallModel(float(overhead), float(1.0 / per_step), float(per_eval))
+    ratio = WallModel(0.0, float(steps.sum() / wall.sum()), None)
+    if len(set(steps.tolist())) < 2:
         return ratio
-    mean_s = sum(s for s, _ in runs) / len(runs)
-    mean_w = sum(w for _, w in runs) / len(runs)
-    sxx = sum((s - mean_s) ** 2 for s, _ in runs)
-    per_step = sum((s - mean_s) * (w - mean_w) for s, w in runs) / sxx
-    overhead = mean_w - per_step * mean_s
+    per_step = float(np.cov(steps, wall, bias=True)[0, 1] / steps.var())
+    overhead = float(wall.mean() - per_step * steps.mean())
     if overhead < 0:
-        overhead, per_step = 0.0, sum(s * w for s, w in runs) / sum(s * s for s, _ in runs)
+        overhead, per_step = 0.0, float((steps * wall).sum() / (steps * steps).sum())
     if per_step <= 0:
         return ratio
-    return overhead, 1.0 / per_step
+    return WallModel(overhead, 1.0 / per_step, None)
 
 
 class Throughput:
-    """Steps per second of wall time per (algorithm, env), from the results tree's own
-    timed runs where it has them, else from the shipped table."""
+    """Estimated wall time per (algorithm, env) run, from the results tree's own timed runs
+    where it has them, else from the shipped table."""
 
     def __init__(self, results_dir: Path | None = None, shipped: Path = SHIPPED_THROUGHPUT):
         self.path = Path(results_dir) / THROUGHPUT_FILE if results_dir is not None else None
         self.shipped = _read_table(shipped)
         self.measured = _read_table(self.path) if self.path is not None else {}
 
-    def wall_model(self, algo: str, env_id: str) -> tuple[float, float] | None:
-        """(overhead_s, steps_per_s) of the pair (see ``wall_model``), or None if never timed."""
+    def wall_model(self, algo: str, env_id: str) -> WallModel | None:
+        """The pair's fitted ``WallModel``, or None if it was never timed."""
         runs = self.measured.get(f"{algo}/{env_id}") or self.shipped.get(f"{algo}/{env_id}")
         return wall_model(runs) if runs else None
 
     def steps_per_s(self, algo: str, env_id: str) -> float | None:
         model = self.wall_model(algo, env_id)
-        return None if model is None else model[1]
+        return None if model is None else model.steps_per_s
 
-    def estimate_s(self, algo: str, env_id: str, steps: int) -> float | None:
+    def estimate_s(self, algo: str, env_id: str, steps: int, eval_every: int = EVAL_EVERY) -> float | None:
+        """Seconds for a run of ``steps`` evaluating every ``eval_every`` steps; None if untimed."""
         model = self.wall_model(algo, env_id)
-        return None if model is None else model[0] + steps / model[1]
+        return None if model is None else model.estimate_s(steps, steps // eval_every)
 
-    def add(self, algo: str, env_id: str, steps: int, wall_s: float) -> None:
-        """Record one finished run and rewrite the results tree's table (atomically).
+    def add(self, algo: str, env_id: str, steps: int, wall_s: float, evals: int | None = None) -> None:
+        """Record one finished run (with its number of periodic evaluations, where known) and
+        rewrite the results tree's table (atomically).
 
         The file is read again under a lock and the run added to what it holds then, so
         two orchestrators sharing a results tree (another suite, a grid) keep each
@@ -176,7 +232,7 @@ class Throughput:
         key = f"{algo}/{env_id}"
         with _locked(self.path.with_name(self.path.name + ".lock")):
             table = _read_table(self.path)
-            table[key] = (table.get(key, []) + [(float(steps), float(wall_s))])[-RECENT_RUNS:]
+            table[key] = (table.get(key, []) + [(float(steps), float(wall_s), evals)])[-RECENT_RUNS:]
             write_table(self.path, table)
         self.measured = table
 
@@ -195,9 +251,11 @@ def _locked(path: Path):
 
 def write_table(path: Path, table: dict) -> None:
     payload = {
-        "about": "environment steps and wall seconds (the whole run: start-up, training, evaluations) "
-                 f"of the last {RECENT_RUNS} timed runs per algorithm/env; rlsuite/suites.py",
-        "runs": {k: [[round(s), round(w, 1)] for s, w in v] for k, v in sorted(table.items())},
+        "about": "environment steps, wall seconds (the whole run: start-up, training, evaluations) and, "
+                 "where known, periodic evaluations of the last "
+                 f"{RECENT_RUNS} timed runs per algorithm/env; rlsuite/suites.py",
+        "runs": {k: [[round(s), round(w, 1)] + ([] if n is None else [n]) for s, w, n in v]
+                 for k, v in sorted(table.items())},
     }
     tmp = Path(path).with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")

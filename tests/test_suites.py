@@ -29,6 +29,11 @@ def test_the_shipped_suites_are_the_documented_ones():
     # a composite keeps each member's seeds for that member's envs
     assert len(overnight) == 12
     assert overnight["Acrobot-v1"] == [1, 2, 3, 4, 5] and overnight["Hopper-v5"] == [1, 2, 3]
+    # and each member's evaluation cadence: classic control keeps the runners' 5,000 steps
+    assert suites["overnight"].eval_every("Acrobot-v1", 1_000_000) is None
+    assert suites["overnight"].eval_every("Hopper-v5", 1_000_000) == 20_000
+    assert suites["box2d"].eval_every("BipedalWalker-v3", 5_000_000) == 100_000
+    assert suites["box2d"].eval_every("LunarLanderContinuous-v3", 100_000) == 5000  # never below the default
 
 
 @pytest.mark.parametrize("text, message", [
@@ -39,6 +44,9 @@ def test_the_shipped_suites_are_the_documented_ones():
     ('[a]\nsuites = ["b"]\n[b]\nsuites = ["a"]\n', "include each other"),
     ('[a]\nsuites = ["zzz"]\n', "no such suite"),
     ('[a\n', "not valid TOML"),
+    ('[a]\nenvs = ["CartPole-v1"]\nseeds = "1-3"\nevals_per_run = 0\n', "evals_per_run must be a positive"),
+    ('[a]\nenvs = ["CartPole-v1"]\nseeds = "1-3"\nevals_per_run = 2.5\n', "evals_per_run must be a positive"),
+    ('[a]\nsuites = ["b"]\nevals_per_run = 5\n[b]\nenvs = ["CartPole-v1"]\nseeds = "1"\n', "or a non-empty"),
 ])
 def test_a_bad_suites_file_is_one_clear_error(tmp_path, text, message):
     path = tmp_path / "suites.toml"
@@ -88,23 +96,44 @@ def test_throughput_prefers_the_results_tree_and_keeps_recent_runs(tmp_path):
 
 def test_wall_model_fits_a_fixed_cost_per_run_plus_a_cost_per_step():
     # 1,000 and 11,000 steps in 11 and 21 s: 10 s per run whatever its budget, then 1,000 steps/s
-    overhead, rate = wall_model([(1000, 11.0), (11000, 21.0)])
-    assert (overhead, rate) == (pytest.approx(10.0), pytest.approx(1000.0))
+    assert wall_model([(1000, 11.0), (11000, 21.0)]) == (pytest.approx(10.0), pytest.approx(1000.0), None)
     # a fit with a negative overhead is redone through the origin: (1e3*0.5 + 2e3*2) / (1e6 + 4e6)
-    assert wall_model([(1000, 0.5), (2000, 2.0)]) == (0.0, pytest.approx(1 / 0.0009))
+    assert wall_model([(1000, 0.5), (2000, 2.0)]) == (0.0, pytest.approx(1 / 0.0009), None)
     # one budget, or a longer run no slower than a shorter one: the plain ratio
-    assert wall_model([(1000, 4.0), (1000, 6.0)]) == (0.0, pytest.approx(200.0))
-    assert wall_model([(1000, 2.0), (3000, 2.0)]) == (0.0, pytest.approx(1000.0))
+    assert wall_model([(1000, 4.0), (1000, 6.0)]) == (0.0, pytest.approx(200.0), None)
+    assert wall_model([(1000, 2.0), (3000, 2.0)]) == (0.0, pytest.approx(1000.0), None)
+
+
+def test_wall_model_tells_periodic_evaluations_apart_when_the_runs_do():
+    # made from overhead 4 s, 2,000 steps/s and 0.5 s per periodic evaluation
+    runs = [(2000, 5.0, 0), (20000, 16.0, 4), (20000, 14.0, 0), (1_000_000, 529.0, 50)]
+    model = wall_model(runs)
+    assert model == (pytest.approx(4.0), pytest.approx(2000.0), pytest.approx(0.5))
+    # 5M steps evaluated every 100k (50 evaluations) against every 5k (1,000)
+    assert model.estimate_s(5_000_000, 50) == pytest.approx(4 + 2500 + 25)
+    assert model.estimate_s(5_000_000, 1000) == pytest.approx(4 + 2500 + 500)
+    # the evaluations move in step with the budget (one cadence): no evaluation term
+    same_cadence = [(5000, 6.0, 1), (20000, 16.0, 4), (1_000_000, 600.0, 200)]
+    assert wall_model(same_cadence).eval_s is None
+    # runs without their evaluation count (older tables) still fit the two other terms
+    assert wall_model([(1000, 11.0, None), (11000, 21.0, None), (5000, 15.0, 1)]).eval_s is None
 
 
 def test_a_long_run_is_estimated_from_the_fit_not_from_a_short_runs_ratio(tmp_path):
     shipped = tmp_path / "shipped.json"
     shipped.write_text(json.dumps({"runs": {"ppo/E": [[2000, 12.0], [20000, 30.0]]}}))
     t = Throughput(None, shipped)
-    assert t.wall_model("ppo", "E") == (pytest.approx(10.0), pytest.approx(1000.0))
+    assert t.wall_model("ppo", "E") == (pytest.approx(10.0), pytest.approx(1000.0), None)
     # the 20k-step run alone would say 667 steps/s, 1,500 s for 1M steps
     assert t.estimate_s("ppo", "E", 1_000_000) == pytest.approx(1010.0)
     assert t.wall_model("trpo", "E") is None
+    # rows with their evaluation counts round-trip through the table; a bad count drops its row
+    table = tmp_path / "t.json"
+    table.write_text(json.dumps({"runs": {"ppo/E": [[2000, 5.0, 0], [20000, 16.0, 4], [20000, 14.0, 0],
+                                                    [1000000, 529.0, 50], [10, 1.0, -1], [10, 1.0, 1.5]]}}))
+    t = Throughput(None, table)
+    assert t.estimate_s("ppo", "E", 5_000_000, eval_every=100_000) == pytest.approx(2529.0)
+    assert t.estimate_s("ppo", "E", 5_000_000) == pytest.approx(3004.0)
 
 
 def test_two_orchestrators_sharing_a_results_tree_keep_each_others_runs(tmp_path):
@@ -182,7 +211,15 @@ def test_max_total_steps_caps_only_the_longer_budgets(tmp_path):
     assert "--total-steps" not in lines[f"a2c {short} seed 1"]
     # the budget over it is cut to the cap and the runner is told so
     assert f"{cap:,} steps" in lines[f"a2c {long} seed 1"]
-    assert lines[f"a2c {long} seed 1"].endswith(f"--total-steps {cap}")
+    assert f" --total-steps {cap} " in lines[f"a2c {long} seed 1"] + " "
+    # box2d spreads 50 periodic evaluations over each run's budget, as capped
+    for env, budget in ((short, budgets[short]), (long, cap)):
+        assert lines[f"a2c {env} seed 1"].endswith(f"--eval-every {max(5000, budget // 50)}")
+    # an --eval-every of the user's wins, once
+    proc = orchestrate(tmp_path, "--suite", "box2d", "--algos", "a2c", "--seeds", "1", "--eval-every", "7000",
+                       "--dry-run")
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("a2c ")]
+    assert lines and all(line.count("--eval-every") == 1 and "--eval-every 7000" in line for line in lines)
     proc = orchestrate(tmp_path, "--max-total-steps", str(10**13), "--dry-run")
     assert_usage_error(proc, "--max-total-steps")
 
