@@ -13,9 +13,9 @@ envs and each env's seeds; every env runs at its preset's budget
 a suite may spread a set number of periodic evaluations over each run's budget
 (evals_per_run), which --eval-every overrides. Without --suite and --envs the
 matrix is the cartpole suite. The estimated wall time of --dry-run, and the ETA
-while the matrix runs, come from timed runs per (algorithm, env), fitted as a
-fixed cost per run, a cost per step and a cost per periodic evaluation
-(rlsuite/suites.py, throughput.json), which every finished run updates.
+while the matrix runs, come from timed runs per (algorithm, env): a training
+rate, a cost per periodic evaluation and a fixed cost per run (rlsuite/suites.py,
+throughput.json), which every finished run updates.
 
 Every run is ``<algo>_benchmark.py --env E --seed S --results-dir DIR ...``
 started as a child process in its own session (so a timeout or Ctrl-C can
@@ -711,8 +711,9 @@ class Estimator:
             self.measured_s += outcome.wall_s
             self.estimated_s += estimate
         self.walls.append(outcome.wall_s)
-        steps = (outcome.summary or {}).get("total_steps")
-        self.throughput.add(spec.algo, spec.env_id, steps, outcome.wall_s, periodic_evals(spec.run_dir))
+        summary = outcome.summary or {}
+        self.throughput.add(spec.algo, spec.env_id, summary.get("total_steps"), outcome.wall_s,
+                            periodic_evals(spec.run_dir), summary.get("train_time_s"))
 
     def run_s(self, spec: RunSpec) -> float | None:
         """One run's estimated wall time, corrected by this matrix's runs so far; None if untimed."""

@@ -2,10 +2,12 @@
 
 A suite maps each of its Gymnasium ids to the seeds that env runs; a suite made of
 other suites keeps each member's seeds. The throughput table holds timed runs per
-(algorithm, env): environment steps and the wall seconds of the whole run as the
-orchestrator times it (start-up, training, periodic and final evaluations), from which
-``wall_model`` fits a fixed cost per run plus a cost per step. The orchestrator adds
-every finished run to ``<results-dir>/throughput.json``; ``throughput.json`` at the top
+(algorithm, env): environment steps, the wall seconds of the whole run as the
+orchestrator times it (start-up, training, periodic and final evaluations), and where
+known the run's periodic evaluations and training seconds, from which ``wall_model``
+estimates a run as a training rate, a cost per evaluation and one per run. The
+orchestrator adds every finished run to ``<results-dir>/throughput.json``;
+``throughput.json`` at the top
 of the repository is the table measured on the suite's reference machine (2 cores),
 the fallback for pairs the results tree has not timed yet.
 """
@@ -120,9 +122,17 @@ def get_suite(name: str, path: Path = SUITES_FILE) -> Suite:
 
 # -- throughput ------------------------------------------------------------------------
 
+class TimedRun(NamedTuple):
+    """One finished run as the throughput table keeps it."""
+    steps: float  # environment steps trained
+    wall_s: float  # the whole run process, as the orchestrator timed it
+    evals: int | None = None  # periodic evaluations it made (its evals.csv rows)
+    train_s: float | None = None  # its summary's train_time_s: training alone
+
+
 def _read_table(path: Path) -> dict:
-    """{"algo/env": [(steps, wall_s, evals or None), ...]}; a missing or unreadable file is an
-    empty table, and a malformed row is left out."""
+    """{"algo/env": [TimedRun, ...]}; a missing or unreadable file is an empty table, and a
+    malformed row is left out."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -139,14 +149,18 @@ def _read_table(path: Path) -> dict:
     return table
 
 
-def _row(r) -> tuple | None:
-    """A stored run [steps, wall_s] or [steps, wall_s, periodic evaluations], checked."""
-    if not isinstance(r, list) or len(r) not in (2, 3) or not (_positive(r[0]) and _positive(r[1])):
+def _row(r) -> TimedRun | None:
+    """A stored run [steps, wall_s], [steps, wall_s, evals] or [steps, wall_s, evals, train_s]
+    (evals may be null), checked."""
+    if not isinstance(r, list) or not 2 <= len(r) <= 4 or not (_positive(r[0]) and _positive(r[1])):
         return None
-    evals = r[2] if len(r) == 3 else None
+    evals = r[2] if len(r) >= 3 else None
     if evals is not None and not (isinstance(evals, int) and not isinstance(evals, bool) and evals >= 0):
         return None
-    return float(r[0]), float(r[1]), evals
+    train_s = r[3] if len(r) == 4 else None
+    if train_s is not None and not _positive(train_s):
+        return None
+    return TimedRun(float(r[0]), float(r[1]), evals, None if train_s is None else float(train_s))
 
 
 def _positive(x) -> bool:
@@ -162,29 +176,36 @@ class WallModel(NamedTuple):
         return self.overhead_s + steps / self.steps_per_s + (0.0 if self.eval_s is None else evals * self.eval_s)
 
 
-def wall_model(runs: list[tuple]) -> WallModel:
-    """Fit one pair's timed runs ``[(steps, wall_s)]`` or ``[(steps, wall_s, evals or None)]`` as
+def wall_model(runs: list) -> WallModel:
+    """Fit one pair's timed runs (``TimedRun``s, or ``(steps, wall_s)`` pairs) as
     ``wall = overhead + steps / rate + evals * eval_s``.
 
-    The overhead is what a run costs whatever its budget: interpreter and env start-up and
-    the final 100-episode evaluation, seconds that a 20k-step run spends as well as a 1M-step
-    one; ``evals`` is the run's number of periodic evaluations, which a suite spreads over the
-    budget (suites.toml: evals_per_run) rather than one per 5,000 steps. Least squares over
-    the runs whose evaluations are known, when they tell the three terms apart and every term
-    comes out non-negative. Else the same without the evaluation term (its cost then lands in
-    the rate, at the cadence the runs had), over every run with two or more budgets (overhead
-    >= 0, else a line through the origin; rate > 0). Else the plain ratio of all steps to all
-    seconds, which charges the overhead to the steps."""
-    runs = [(r[0], r[1], r[2] if len(r) > 2 else None) for r in runs]
-    steps = np.array([r[0] for r in runs], dtype=float)
-    wall = np.array([r[1] for r in runs], dtype=float)
-    known = [r for r in runs if r[2] is not None]
-    if len(known) >= 3:
-        x = np.array([[1.0, r[0], r[2]] for r in known])
-        if np.linalg.matrix_rank(x) == 3:
-            (overhead, per_step, per_eval), *_ = np.linalg.lstsq(x, np.array([r[1] for r in known]), rcond=None)
-            if overhead >= 0 and per_step > 0 and per_eval >= 0:
-                return WallModel(float(overhead), float(1.0 / per_step), float(per_eval))
+    Where runs carry their training time, the rate is steps over training seconds, and the
+    rest of each run's wall time (start-up, periodic evaluations, the final 100-episode
+    evaluation) is fitted as ``overhead + evals * eval_s`` by least squares when the runs
+    made different numbers of evaluations (a suite spreads them over the budget,
+    suites.toml: evals_per_run), else taken as their mean overhead. Older runs without
+    their training time fit ``wall = overhead + steps / rate`` over two or more budgets
+    (overhead >= 0, else a line through the origin; rate > 0), else the plain ratio of
+    all steps to all seconds, which charges the overhead to the steps."""
+    runs = [r if isinstance(r, TimedRun) else TimedRun(*r) for r in runs]
+    timed = [r for r in runs if r.train_s is not None]
+    if timed:
+        rate = sum(r.steps for r in timed) / sum(r.train_s for r in timed)
+        rest = [(r.evals, max(0.0, r.wall_s - r.train_s)) for r in timed if r.evals is not None]
+        if len({n for n, _ in rest}) >= 2:
+            n = np.array([n for n, _ in rest], dtype=float)
+            y = np.array([y for _, y in rest])
+            per_eval = float(np.cov(n, y, bias=True)[0, 1] / n.var())
+            overhead = float(y.mean() - per_eval * n.mean())
+            if overhead < 0:
+                overhead, per_eval = 0.0, float((n * y).sum() / (n * n).sum())
+            if per_eval < 0:
+                overhead, per_eval = float(y.mean()), 0.0
+            return WallModel(overhead, rate, per_eval)
+        return WallModel(float(np.mean([max(0.0, r.wall_s - r.train_s) for r in timed])), rate, None)
+    steps = np.array([r.steps for r in runs], dtype=float)
+    wall = np.array([r.wall_s for r in runs], dtype=float)
     ratio = WallModel(0.0, float(steps.sum() / wall.sum()), None)
     if len(set(steps.tolist())) < 2:
         return ratio
@@ -220,19 +241,23 @@ class Throughput:
         model = self.wall_model(algo, env_id)
         return None if model is None else model.estimate_s(steps, steps // eval_every)
 
-    def add(self, algo: str, env_id: str, steps: int, wall_s: float, evals: int | None = None) -> None:
-        """Record one finished run (with its number of periodic evaluations, where known) and
-        rewrite the results tree's table (atomically).
+    def add(self, algo: str, env_id: str, steps: int, wall_s: float, evals: int | None = None,
+            train_s: float | None = None) -> None:
+        """Record one finished run (with its periodic evaluations and training seconds, where
+        known) and rewrite the results tree's table (atomically).
 
         The file is read again under a lock and the run added to what it holds then, so
         two orchestrators sharing a results tree (another suite, a grid) keep each
         other's runs instead of the last writer's copy winning."""
         if self.path is None or not (_positive(steps) and _positive(wall_s)):
             return
+        if not (_positive(train_s) and train_s <= wall_s):
+            train_s = None
         key = f"{algo}/{env_id}"
+        row = TimedRun(float(steps), float(wall_s), evals, None if train_s is None else float(train_s))
         with _locked(self.path.with_name(self.path.name + ".lock")):
             table = _read_table(self.path)
-            table[key] = (table.get(key, []) + [(float(steps), float(wall_s), evals)])[-RECENT_RUNS:]
+            table[key] = (table.get(key, []) + [row])[-RECENT_RUNS:]
             write_table(self.path, table)
         self.measured = table
 
@@ -249,13 +274,21 @@ def _locked(path: Path):
         os.close(fd)  # closing the descriptor releases the lock
 
 
+def _stored(r) -> list:
+    r = r if isinstance(r, TimedRun) else TimedRun(*r)
+    row = [round(r.steps), round(r.wall_s, 1)]
+    if r.train_s is not None:
+        return row + [r.evals, round(r.train_s, 1)]
+    return row if r.evals is None else row + [r.evals]
+
+
 def write_table(path: Path, table: dict) -> None:
     payload = {
-        "about": "environment steps, wall seconds (the whole run: start-up, training, evaluations) and, "
-                 "where known, periodic evaluations of the last "
-                 f"{RECENT_RUNS} timed runs per algorithm/env; rlsuite/suites.py",
-        "runs": {k: [[round(s), round(w, 1)] + ([] if n is None else [n]) for s, w, n in v]
-                 for k, v in sorted(table.items())},
+        "about": "[environment steps, wall seconds of the whole run (start-up, training, evaluations), "
+                 "periodic evaluations, training seconds] of the last "
+                 f"{RECENT_RUNS} timed runs per algorithm/env, the last two where known; "
+                 "rlsuite/suites.py",
+        "runs": {k: [_stored(r) for r in v] for k, v in sorted(table.items())},
     }
     tmp = Path(path).with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")

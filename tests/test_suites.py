@@ -11,7 +11,7 @@ from conftest import assert_usage_error, run_script
 from rlsuite import algorithms
 from rlsuite.cli import UsageError
 from rlsuite.presets import PRESETS_FILE, load_preset
-from rlsuite.suites import Throughput, load_suites, merge_tables, wall_model
+from rlsuite.suites import Throughput, TimedRun, _read_table, load_suites, merge_tables, wall_model
 from test_orchestrator import orchestrate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -104,19 +104,23 @@ def test_wall_model_fits_a_fixed_cost_per_run_plus_a_cost_per_step():
     assert wall_model([(1000, 2.0), (3000, 2.0)]) == (0.0, pytest.approx(1000.0), None)
 
 
-def test_wall_model_tells_periodic_evaluations_apart_when_the_runs_do():
-    # made from overhead 4 s, 2,000 steps/s and 0.5 s per periodic evaluation
-    runs = [(2000, 5.0, 0), (20000, 16.0, 4), (20000, 14.0, 0), (1_000_000, 529.0, 50)]
+def test_wall_model_takes_the_rate_from_training_time_and_fits_the_rest_per_evaluation():
+    # made from 2,000 steps/s of training, 4 s per run and 0.5 s per periodic evaluation:
+    # (steps, wall, evals, train_s); the rest of a run is wall - train_s = 4 + 0.5 * evals
+    runs = [TimedRun(20000, 16.0, 4, 10.0), TimedRun(20000, 14.0, 0, 10.0),
+            TimedRun(1_000_000, 529.0, 50, 500.0)]
     model = wall_model(runs)
     assert model == (pytest.approx(4.0), pytest.approx(2000.0), pytest.approx(0.5))
     # 5M steps evaluated every 100k (50 evaluations) against every 5k (1,000)
     assert model.estimate_s(5_000_000, 50) == pytest.approx(4 + 2500 + 25)
     assert model.estimate_s(5_000_000, 1000) == pytest.approx(4 + 2500 + 500)
-    # the evaluations move in step with the budget (one cadence): no evaluation term
-    same_cadence = [(5000, 6.0, 1), (20000, 16.0, 4), (1_000_000, 600.0, 200)]
-    assert wall_model(same_cadence).eval_s is None
-    # runs without their evaluation count (older tables) still fit the two other terms
-    assert wall_model([(1000, 11.0, None), (11000, 21.0, None), (5000, 15.0, 1)]).eval_s is None
+    # one cadence: the rest is the runs' mean, charged once per run
+    same = wall_model([TimedRun(20000, 16.0, 4, 10.0), TimedRun(40000, 28.0, 4, 20.0)])
+    assert same == (pytest.approx(7.0), pytest.approx(2000.0), None)
+    # a run whose final evaluation took long cannot give a negative cost per evaluation
+    assert wall_model([TimedRun(20000, 40.0, 0, 10.0), TimedRun(20000, 16.0, 4, 10.0)]).eval_s == 0.0
+    # runs without their training time (older tables) fall back to the steps-only fit
+    assert wall_model([(1000, 11.0, None), (11000, 21.0, 3)]) == (pytest.approx(10.0), pytest.approx(1000.0), None)
 
 
 def test_a_long_run_is_estimated_from_the_fit_not_from_a_short_runs_ratio(tmp_path):
@@ -127,13 +131,20 @@ def test_a_long_run_is_estimated_from_the_fit_not_from_a_short_runs_ratio(tmp_pa
     # the 20k-step run alone would say 667 steps/s, 1,500 s for 1M steps
     assert t.estimate_s("ppo", "E", 1_000_000) == pytest.approx(1010.0)
     assert t.wall_model("trpo", "E") is None
-    # rows with their evaluation counts round-trip through the table; a bad count drops its row
+    # rows with evaluations and training time are read back; a bad one drops its row
     table = tmp_path / "t.json"
-    table.write_text(json.dumps({"runs": {"ppo/E": [[2000, 5.0, 0], [20000, 16.0, 4], [20000, 14.0, 0],
-                                                    [1000000, 529.0, 50], [10, 1.0, -1], [10, 1.0, 1.5]]}}))
+    table.write_text(json.dumps({"runs": {"ppo/E": [
+        [20000, 16.0, 4, 10.0], [20000, 14.0, 0, 10.0], [1000000, 529.0, 50, 500.0],
+        [10, 1.0, -1], [10, 1.0, 1.5], [10, 1.0, 0, -2.0], [10, 1.0, 0, 1.0, 5]]}}))
     t = Throughput(None, table)
     assert t.estimate_s("ppo", "E", 5_000_000, eval_every=100_000) == pytest.approx(2529.0)
     assert t.estimate_s("ppo", "E", 5_000_000) == pytest.approx(3004.0)
+    # and what add() writes, read again, is what it was given
+    results = Throughput(tmp_path / "res", tmp_path / "none.json")
+    results.add("ppo", "E", 20000, 16.0, 4, 10.0)
+    results.add("ppo", "E", 20000, 14.0)
+    assert _read_table(tmp_path / "res" / "throughput.json")["ppo/E"] == [
+        TimedRun(20000, 16.0, 4, 10.0), TimedRun(20000, 14.0, None, None)]
 
 
 def test_two_orchestrators_sharing_a_results_tree_keep_each_others_runs(tmp_path):
