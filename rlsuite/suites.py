@@ -194,28 +194,27 @@ def wall_model(runs: list) -> WallModel:
         rate = sum(r.steps for r in timed) / sum(r.train_s for r in timed)
         rest = [(r.evals, max(0.0, r.wall_s - r.train_s)) for r in timed if r.evals is not None]
         if len({n for n, _ in rest}) >= 2:
-            n = np.array([n for n, _ in rest], dtype=float)
-            y = np.array([y for _, y in rest])
-            per_eval = float(np.cov(n, y, bias=True)[0, 1] / n.var())
-            overhead = float(y.mean() - per_eval * n.mean())
-            if overhead < 0:
-                overhead, per_eval = 0.0, float((n * y).sum() / (n * n).sum())
+            overhead, per_eval = _fit_line([n for n, _ in rest], [y for _, y in rest])
             if per_eval < 0:
-                overhead, per_eval = float(y.mean()), 0.0
+                overhead, per_eval = float(np.mean([y for _, y in rest])), 0.0
             return WallModel(overhead, rate, per_eval)
         return WallModel(float(np.mean([max(0.0, r.wall_s - r.train_s) for r in timed])), rate, None)
-    steps = np.array([r.steps for r in runs], dtype=float)
-    wall = np.array([r.wall_s for r in runs], dtype=float)
-    ratio = WallModel(0.0, float(steps.sum() / wall.sum()), None)
-    if len(set(steps.tolist())) < 2:
+    ratio = WallModel(0.0, sum(r.steps for r in runs) / sum(r.wall_s for r in runs), None)
+    if len({r.steps for r in runs}) < 2:
         return ratio
-    per_step = float(np.cov(steps, wall, bias=True)[0, 1] / steps.var())
-    overhead = float(wall.mean() - per_step * steps.mean())
-    if overhead < 0:
-        overhead, per_step = 0.0, float((steps * wall).sum() / (steps * steps).sum())
-    if per_step <= 0:
-        return ratio
-    return WallModel(overhead, 1.0 / per_step, None)
+    overhead, per_step = _fit_line([r.steps for r in runs], [r.wall_s for r in runs])
+    return ratio if per_step <= 0 else WallModel(overhead, 1.0 / per_step, None)
+
+
+def _fit_line(x: list, y: list) -> tuple[float, float]:
+    """Least-squares (intercept, slope) of y on x (at least two distinct x); an intercept
+    below 0 is refitted as a line through the origin."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    slope = float(np.cov(x, y, bias=True)[0, 1] / x.var())
+    intercept = float(y.mean() - slope * x.mean())
+    if intercept < 0:
+        return 0.0, float((x * y).sum() / (x * x).sum())
+    return intercept, slope
 
 
 class Throughput:
@@ -226,11 +225,15 @@ class Throughput:
         self.path = Path(results_dir) / THROUGHPUT_FILE if results_dir is not None else None
         self.shipped = _read_table(shipped)
         self.measured = _read_table(self.path) if self.path is not None else {}
+        self._models: dict = {}  # pair -> its fit; the scheduler asks many times per second
 
     def wall_model(self, algo: str, env_id: str) -> WallModel | None:
         """The pair's fitted ``WallModel``, or None if it was never timed."""
-        runs = self.measured.get(f"{algo}/{env_id}") or self.shipped.get(f"{algo}/{env_id}")
-        return wall_model(runs) if runs else None
+        key = f"{algo}/{env_id}"
+        if key not in self._models:
+            runs = self.measured.get(key) or self.shipped.get(key)
+            self._models[key] = wall_model(runs) if runs else None
+        return self._models[key]
 
     def steps_per_s(self, algo: str, env_id: str) -> float | None:
         model = self.wall_model(algo, env_id)
@@ -260,6 +263,7 @@ class Throughput:
             table[key] = (table.get(key, []) + [row])[-RECENT_RUNS:]
             write_table(self.path, table)
         self.measured = table
+        self._models.clear()
 
 
 @contextlib.contextmanager
@@ -274,8 +278,7 @@ def _locked(path: Path):
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def _stored(r) -> list:
-    r = r if isinstance(r, TimedRun) else TimedRun(*r)
+def _stored(r: TimedRun) -> list:
     row = [round(r.steps), round(r.wall_s, 1)]
     if r.train_s is not None:
         return row + [r.evals, round(r.train_s, 1)]
