@@ -194,9 +194,10 @@ def wall_model(runs: list) -> WallModel:
         rate = sum(r.steps for r in timed) / sum(r.train_s for r in timed)
         rest = [(r.evals, max(0.0, r.wall_s - r.train_s)) for r in timed if r.evals is not None]
         if len({n for n, _ in rest}) >= 2:
-            overhead, per_eval = _fit_line([n for n, _ in rest], [y for _, y in rest])
+            evals, rest_s = zip(*rest)
+            overhead, per_eval = _fit_line(evals, rest_s)
             if per_eval < 0:
-                overhead, per_eval = float(np.mean([y for _, y in rest])), 0.0
+                overhead, per_eval = float(np.mean(rest_s)), 0.0
             return WallModel(overhead, rate, per_eval)
         return WallModel(float(np.mean([max(0.0, r.wall_s - r.train_s) for r in timed])), rate, None)
     ratio = WallModel(0.0, sum(r.steps for r in runs) / sum(r.wall_s for r in runs), None)
