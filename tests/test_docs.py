@@ -361,16 +361,43 @@ def test_the_cross_env_page_becomes_a_readme_section(tmp_path):
         "Machine-readable: [cross_env.csv](cross_env.csv), [Agarwal](https://arxiv.org/abs/2108.13264), "
         "[above](#probability-of-improvement).\n", encoding="utf-8")
     (report / "performance_profile_all_envs.png").write_bytes(b"not really a png")
-    body, changed = gen.cross_env_section(report, "python run_all_comparison.py --suite box2d", write=False)
+    body, changed = gen.cross_env_section(report, "box2d", "python run_all_comparison.py --suite box2d",
+                                          write=False)
     assert "# Across environments" not in body and "Scores from 2 environments." in body
-    assert "\n### Probability of improvement\n" in body  # one level down under the README's ## section
-    assert "![Profile](docs/img/report_performance_profile_all_envs.png)" in body
-    assert changed == ["img/report_performance_profile_all_envs.png"]
-    assert "python run_all_comparison.py --suite box2d" in body
+    # two levels down: the README's ## section holds a ### subsection per suite
+    assert "\n#### Probability of improvement\n" in body
+    # each suite's plots under their own names, so two suites' sections do not overwrite each other's
+    assert "![Profile](docs/img/report_box2d_performance_profile_all_envs.png)" in body
+    assert changed == ["img/report_box2d_performance_profile_all_envs.png"]
+    assert "python run_all_comparison.py --suite box2d\n" in body
+    assert f"python docs/generate.py --suite box2d --suite-report-dir {report.as_posix()}\n" in body
     # the report folder is not committed: a link to its CSV would be broken in the README
     assert f"Machine-readable: `{report.as_posix()}/cross_env.csv`," in body
     assert "[Agarwal](https://arxiv.org/abs/2108.13264)" in body and "[above](#probability-of-improvement)" in body
-    assert not (gen.DOCS / "img" / "report_performance_profile_all_envs.png").exists() or \
-        (gen.DOCS / "img" / "report_performance_profile_all_envs.png").read_bytes() != b"not really a png"
+    assert not (gen.DOCS / "img" / "report_box2d_performance_profile_all_envs.png").exists()
     with pytest.raises(gen.DocsError, match="cross_env.md not found"):
-        gen.cross_env_section(tmp_path / "nothing", None, write=False)
+        gen.cross_env_section(tmp_path / "nothing", "box2d", None, write=False)
+
+
+def test_a_suite_section_needs_a_known_suite_and_its_markers(tmp_path, capsys):
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "cross_env.md").write_text("# Across environments\n\nScores.\n", encoding="utf-8")
+    assert generate("--check", "--suite", "nope", "--suite-report-dir", report) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown suite 'nope'; known: cartpole, classic, box2d" in err
+    # the named suite exists but the README has no section for it
+    assert "cross-env:cartpole:" not in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert generate("--check", "--suite", "cartpole", "--suite-report-dir", report) == 2
+    assert "README.md has no <!-- cross-env:cartpole:start -->" in capsys.readouterr().err
+
+
+def test_every_cross_env_section_of_the_readme_names_a_suite_and_its_images_exist():
+    gen = generate_module()
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    names = re.findall(r"<!-- cross-env:([\w-]+):start -->", text)
+    assert names and set(names) <= set(gen.suites.load_suites())
+    for name in names:
+        body = gen.cross_env_marker(name).search(text).group(2)
+        for image in re.findall(r"\]\((docs/img/[^)]+\.png)\)", body):
+            assert image.startswith(f"docs/img/report_{name}_") and (ROOT / image).is_file(), image
