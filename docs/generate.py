@@ -44,6 +44,7 @@ import dataclasses
 import inspect
 import math
 import re
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -496,7 +497,11 @@ def main(argv=None) -> int:
         if stale:
             print("stale generated sections in: " + ", ".join(stale)
                   + "; run: python docs/generate.py" + (f" --report-dir {args.report_dir}" if report else "")
-                  + (f" --sensitivity-dir {args.sensitivity_dir}" if args.sensitivity_dir else ""),
+                  + (f" --sensitivity-dir {args.sensitivity_dir}" if args.sensitivity_dir else "")
+                  + (f" --suite {args.suite} --suite-report-dir {args.suite_report_dir}"
+                     if args.suite_report_dir else "")
+                  + (f" --suite-report-command {shlex.quote(args.suite_report_command)}"
+                     if args.suite_report_dir and args.suite_report_command else ""),
                   file=sys.stderr)
             return 1
         print("generated sections are up to date"

@@ -390,6 +390,15 @@ def test_a_suite_section_needs_a_known_suite_and_its_markers(tmp_path, capsys):
     assert "cross-env:cartpole:" not in (ROOT / "README.md").read_text(encoding="utf-8")
     assert generate("--check", "--suite", "cartpole", "--suite-report-dir", report) == 2
     assert "README.md has no <!-- cross-env:cartpole:start -->" in capsys.readouterr().err
+    # --check: the real README's mujoco section differs from this page; nothing is written, and the
+    # hint repeats the flags that would regenerate it
+    before = (ROOT / "README.md").read_bytes()
+    assert generate("--check", "--suite", "mujoco", "--suite-report-dir", report,
+                    "--suite-report-command", "python run_all_comparison.py --suite mujoco --jobs 2") == 1
+    assert (ROOT / "README.md").read_bytes() == before
+    assert (f"../README.md (cross-env:mujoco); run: python docs/generate.py --suite mujoco --suite-report-dir "
+            f"{report} --suite-report-command 'python run_all_comparison.py --suite mujoco --jobs 2'"
+            ) in capsys.readouterr().err
 
 
 def test_every_cross_env_section_of_the_readme_names_a_suite_and_its_images_exist():
