@@ -426,6 +426,9 @@ def main(argv=None) -> int:
         docs_dir = Path(args.docs_dir)
         if not docs_dir.is_dir():
             raise DocsError(f"argument --docs-dir: {docs_dir} is not a folder")
+        known = suites.load_suites()
+        if args.suite not in known:  # checked before any section is written
+            raise DocsError(f"argument --suite: unknown suite {args.suite!r}; known: {', '.join(known)}")
         report = None
         if args.sensitivity_dir is not None and not (Path(args.sensitivity_dir) / "classification.csv").is_file():
             raise DocsError(f"argument --sensitivity-dir: {Path(args.sensitivity_dir) / 'classification.csv'} "
@@ -449,9 +452,6 @@ def main(argv=None) -> int:
                     readme.write_text(new, encoding="utf-8")
         if args.suite_report_dir is not None and docs_dir.resolve() == DOCS and readme.is_file():
             old = readme.read_text(encoding="utf-8")
-            known = suites.load_suites()
-            if args.suite not in known:
-                raise DocsError(f"argument --suite: unknown suite {args.suite!r}; known: {', '.join(known)}")
             marker = cross_env_marker(args.suite)
             if not marker.search(old):
                 raise DocsError(f"README.md has no <!-- cross-env:{args.suite}:start --> ... "

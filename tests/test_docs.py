@@ -386,6 +386,8 @@ def test_a_suite_section_needs_a_known_suite_and_its_markers(tmp_path, capsys):
     assert generate("--check", "--suite", "nope", "--suite-report-dir", report) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown suite 'nope'; known: cartpole, classic, box2d" in err
+    assert generate("--check", "--suite", "nope") == 2  # checked even when no suite section is asked for
+    assert "unknown suite 'nope'" in capsys.readouterr().err
     # the named suite exists but the README has no section for it
     assert "cross-env:cartpole:" not in (ROOT / "README.md").read_text(encoding="utf-8")
     assert generate("--check", "--suite", "cartpole", "--suite-report-dir", report) == 2
