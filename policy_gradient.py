@@ -63,6 +63,9 @@ class PolicyGradientConfig(NormalizationConfig):
     """decay both learning rates linearly to 0 over the budget, so the final policy settles"""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """hidden layer widths of the policy and value MLPs, tanh (Spinning Up's default sizes)"""
+    log_std_init: float = 0.0
+    """log sigma of the Gaussian policy at the start, every action dimension (Box actions only; 0: sigma = 1;
+    rl-zoo's log_std_init)"""
 
     def validate(self) -> None:
         check_choice("estimator", self.estimator, ESTIMATORS)
@@ -86,7 +89,7 @@ def build_actor(obs_dim: int, n_actions: int | None, cfg: PolicyGradientConfig, 
     mean of a diagonal Gaussian with a learnable log sigma (Box: ``action_dim``); head gain 0.01: a
     near-uniform, or near-zero-mean, start."""
     return Actor(mlp([obs_dim, *cfg.hidden_sizes, action_dim or n_actions], output_gain=0.01),
-                 action_dim=action_dim)
+                 action_dim=action_dim, log_std_init=cfg.log_std_init)
 
 
 def build_critic(obs_dim: int, cfg: PolicyGradientConfig) -> torch.nn.Module:

@@ -98,6 +98,9 @@ class PPOConfig(NormalizationConfig):
     """standardize advantages over the rollout's valid steps before the epochs"""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """hidden layer widths of the actor and of the critic MLP (tanh)"""
+    log_std_init: float = 0.0
+    """log sigma of the Gaussian policy at the start, every action dimension (Box actions only; 0: sigma = 1;
+    rl-zoo's log_std_init)"""
 
     def validate(self) -> None:
         if self.minibatch_size > self.num_envs * self.num_steps:
@@ -126,7 +129,7 @@ def build_actor(obs_dim: int, n_actions: int | None, cfg, action_dim: int | None
     mean of a diagonal Gaussian with a learnable log sigma (Box: ``action_dim``); head gain 0.01: a
     near-uniform, or near-zero-mean, start."""
     return Actor(mlp([obs_dim, *cfg.hidden_sizes, action_dim or n_actions], output_gain=0.01),
-                 action_dim=action_dim)
+                 action_dim=action_dim, log_std_init=cfg.log_std_init)
 
 
 def build_critic(obs_dim: int, cfg) -> torch.nn.Module:

@@ -78,6 +78,9 @@ class TRPOConfig(NormalizationConfig):
     """standardize A_t over the batch before the policy step (sb3-contrib default)"""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """hidden layer widths of the policy and value MLPs (tanh; SB3's MlpPolicy default)"""
+    log_std_init: float = 0.0
+    """log sigma of the Gaussian policy at the start, every action dimension (Box actions only; 0: sigma = 1;
+    rl-zoo's log_std_init)"""
 
 
 # tune.py's search space (Optuna): field -> ("log", low, high) | ("float", low, high) |
@@ -98,7 +101,7 @@ def build_actor(obs_dim: int, n_actions: int | None, cfg: TRPOConfig, action_dim
     mean of a diagonal Gaussian with a learnable log sigma (Box: ``action_dim``); head gain 0.01: a
     near-uniform, or near-zero-mean, start."""
     return Actor(mlp([obs_dim, *cfg.hidden_sizes, action_dim or n_actions], output_gain=0.01),
-                 action_dim=action_dim)
+                 action_dim=action_dim, log_std_init=cfg.log_std_init)
 
 
 def build_critic(obs_dim: int, cfg: TRPOConfig) -> torch.nn.Module:

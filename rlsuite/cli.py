@@ -273,6 +273,9 @@ CONVERTERS = {"bool": _bool, "int": integer, "float": finite_float, "str": str,
 # every algorithm (CleanRL's convention), so one rule serves all of them.
 UNIT_INTERVAL = {"gamma", "gae_lambda"}
 STRICTLY_POSITIVE = {"max_grad_norm", "clip_coef", "max_kl", "target_kl", "damping", "obs_clip", "reward_clip"}
+# Signed fields and their bounds: log sigma from -10 to 2 is sigma from 4.5e-5 to 7.4 (an action
+# space's scale; Box2D and MuJoCo actions lie in [-1, 1] or so).
+SIGNED = {"log_std_init": (-10.0, 2.0)}
 
 
 def max_count(name: str) -> int:
@@ -304,6 +307,11 @@ def check_value(name: str, value, kind: str) -> None:
             raise UsageError(f"argument {opt}: must be 1 to {MAX_HIDDEN_LAYERS} integers in "
                              f"[1, {MAX_HIDDEN_SIZE:,}] like 64,64, got {','.join(map(str, value))}")
     elif kind in ("float", "optional_float"):
+        if name in SIGNED:
+            low, high = SIGNED[name]
+            if not low <= value <= high:
+                raise UsageError(f"argument {opt}: must be in [{low:g}, {high:g}], got {value}")
+            return
         if name in UNIT_INTERVAL and not 0.0 <= value <= 1.0:
             raise UsageError(f"argument {opt}: must be in [0, 1], got {value}")
         if ("learning_rate" in name or name.endswith("_lr") or name in STRICTLY_POSITIVE) and value <= 0:

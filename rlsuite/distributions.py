@@ -101,14 +101,15 @@ class Actor(nn.Module):
 
     ``forward`` returns those parameters (logits, or the Gaussian's mean);
     ``dist`` wraps them in the distribution. With ``action_dim`` given the
-    policy is a diagonal Gaussian with a learnable log sigma, initialized to 0
-    (sigma = 1) and shared by all states.
+    policy is a diagonal Gaussian with a learnable log sigma, initialized to
+    ``log_std_init`` in every dimension (0: sigma = 1) and shared by all states.
     """
 
-    def __init__(self, net: nn.Module, action_dim: int | None = None):
+    def __init__(self, net: nn.Module, action_dim: int | None = None, log_std_init: float = 0.0):
         super().__init__()
         self.net = net
-        self.log_std = None if action_dim is None else nn.Parameter(torch.zeros(action_dim))
+        self.log_std = (None if action_dim is None
+                        else nn.Parameter(torch.full((action_dim,), float(log_std_init))))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.net(obs)

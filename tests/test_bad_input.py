@@ -172,6 +172,7 @@ ROWS = {
     "--hidden-sizes 70000": _runner("ppo_benchmark.py", "--hidden-sizes", "64,70000"),
     "--episodes-per-update 10**6": _runner(PG, "--episodes-per-update", 10**6),
     "--eval-episodes 10**8": _runner(PG, "--eval-episodes", 10**8),
+    "--log-std-init 3": _runner("ppo_benchmark.py", "--log-std-init", 3),
     # 4: the per-run video folder, not just the root
     "unwritable per-run video folder": _unwritable_per_run_video_folder,
     # 6 and 11: --evaluate with a config.json this machine cannot honour

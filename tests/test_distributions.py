@@ -1,4 +1,7 @@
 """The action distributions against torch.distributions, and the actor that produces them."""
+import dataclasses
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -62,6 +65,26 @@ def test_gaussian_actor_learns_a_state_independent_log_std_starting_at_zero():
     dist.log_prob(torch.ones(5, 2)).sum().backward()
     assert actor.log_std.grad is not None
     assert isinstance(Actor(torch.nn.Linear(3, 2)).dist(torch.zeros(1, 3)), Categorical)
+
+
+def test_log_std_init_sets_the_starting_sigma_of_every_dimension_and_stays_learnable():
+    actor = Actor(torch.nn.Linear(3, 2), action_dim=2, log_std_init=-2.0)
+    dist = actor.dist(torch.zeros(4, 3))
+    torch.testing.assert_close(dist.log_std, torch.full((4, 2), -2.0))
+    # H = sum_i [log sigma_i + (1 + log 2 pi) / 2] = 2 * (-2 + 1.4189385) for two dimensions
+    torch.testing.assert_close(dist.entropy(), torch.full((4,), 2 * (-2.0 + 1.4189385)))
+    dist.log_prob(torch.ones(4, 2)).sum().backward()
+    assert actor.log_std.grad is not None
+    assert Actor(torch.nn.Linear(3, 2), log_std_init=-2.0).log_std is None  # Discrete: no sigma
+
+
+@pytest.mark.parametrize("module", ["a2c", "a3c", "ppo", "trpo", "policy_gradient"])
+def test_every_algorithm_starts_its_gaussian_at_the_configs_log_std_init(module):
+    mod = importlib.import_module(module)
+    cfg_cls = next(v for k, v in vars(mod).items() if k.endswith("Config") and hasattr(v, "log_std_init"))
+    assert cfg_cls().log_std_init == 0.0  # sigma = 1, as before the field existed
+    actor = mod.build_actor(4, None, dataclasses.replace(cfg_cls(), log_std_init=-1.5), action_dim=3)
+    torch.testing.assert_close(actor.log_std.data, torch.full((3,), -1.5))
 
 
 @pytest.mark.parametrize("activation", [torch.nn.Tanh, torch.nn.ReLU])
