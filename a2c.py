@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import torch
 
 from rlsuite.cli import check_choice
-from rlsuite.distributions import Actor
+from rlsuite.distributions import Actor, SDEConfig
 from rlsuite.envs import NormalizationConfig
 from rlsuite.evaluation import load_policy  # noqa: F401  (the protocol's loader, written once)
 from rlsuite.nets import clip_grad_norm, mlp
@@ -46,7 +46,7 @@ UPDATE_COLUMNS: list[str] = []
 
 
 @dataclass
-class A2CConfig(NormalizationConfig):
+class A2CConfig(SDEConfig, NormalizationConfig):
     total_steps: int = 200_000
     """training budget in environment steps, all envs together"""
     num_envs: int = 8
@@ -114,7 +114,8 @@ def build_actor(obs_dim: int, n_actions: int | None, cfg, action_dim: int | None
     mean of a diagonal Gaussian with a learnable log sigma (Box: ``action_dim``); head gain 0.01: a
     near-uniform, or near-zero-mean, start."""
     return Actor(mlp([obs_dim, *cfg.hidden_sizes, action_dim or n_actions], output_gain=0.01),
-                 action_dim=action_dim, log_std_init=cfg.log_std_init)
+                 action_dim=action_dim, log_std_init=cfg.log_std_init,
+                 use_sde=cfg.use_sde, sde_sample_freq=cfg.sde_sample_freq)
 
 
 def build_critic(obs_dim: int, cfg) -> torch.nn.Module:

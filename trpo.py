@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rlsuite.distributions import Actor
+from rlsuite.distributions import Actor, SDEConfig
 from rlsuite.envs import NormalizationConfig
 from rlsuite.evaluation import load_policy  # noqa: F401  (the protocol's loader, written once)
 from rlsuite.nets import flat_params, grad_norm, mlp, set_flat_params
@@ -41,7 +41,7 @@ UPDATE_COLUMNS = ["value_learning_rate", "line_search_steps", "step_accepted", "
 
 
 @dataclass
-class TRPOConfig(NormalizationConfig):
+class TRPOConfig(SDEConfig, NormalizationConfig):
     total_steps: int = 100_000
     """training budget in environment steps (rl-zoo's CartPole-v1 budget for TRPO)"""
     num_envs: int = 2
@@ -101,7 +101,8 @@ def build_actor(obs_dim: int, n_actions: int | None, cfg: TRPOConfig, action_dim
     mean of a diagonal Gaussian with a learnable log sigma (Box: ``action_dim``); head gain 0.01: a
     near-uniform, or near-zero-mean, start."""
     return Actor(mlp([obs_dim, *cfg.hidden_sizes, action_dim or n_actions], output_gain=0.01),
-                 action_dim=action_dim, log_std_init=cfg.log_std_init)
+                 action_dim=action_dim, log_std_init=cfg.log_std_init,
+                 use_sde=cfg.use_sde, sde_sample_freq=cfg.sde_sample_freq)
 
 
 def build_critic(obs_dim: int, cfg: TRPOConfig) -> torch.nn.Module:

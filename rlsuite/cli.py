@@ -276,6 +276,8 @@ STRICTLY_POSITIVE = {"max_grad_norm", "clip_coef", "max_kl", "target_kl", "dampi
 # Signed fields and their bounds: log sigma from -10 to 2 is sigma from 4.5e-5 to 7.4 (an action
 # space's scale; Box2D and MuJoCo actions lie in [-1, 1] or so).
 SIGNED = {"log_std_init": (-10.0, 2.0)}
+# Integer fields where 0 means "off" (gSDE: no resampling within a rollout).
+ZERO_ALLOWED = {"sde_sample_freq"}
 
 
 def max_count(name: str) -> int:
@@ -300,7 +302,10 @@ def check_value(name: str, value, kind: str) -> None:
         raise UsageError(f"argument {opt}: a value is required")
     if kind == "int":
         limit = max_count(name)
-        if not 1 <= value <= limit:
+        if name in ZERO_ALLOWED:
+            if not 0 <= value <= limit:
+                raise UsageError(f"argument {opt}: must be an integer in [0, {limit:,}], got {value}")
+        elif not 1 <= value <= limit:
             raise UsageError(f"argument {opt}: must be a positive integer, at most {limit:,}, got {value}")
     elif kind == "int_tuple":
         if not value or len(value) > MAX_HIDDEN_LAYERS or any(not 1 <= v <= MAX_HIDDEN_SIZE for v in value):

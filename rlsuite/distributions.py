@@ -12,7 +12,9 @@ so no update branches on the action type. Two distributions implement it:
 ``Categorical`` for Discrete actions (the network outputs logits) and
 ``DiagGaussian`` for Box actions (the network outputs the mean; log sigma is a
 state-independent learnable vector, as in Schulman et al. 2015 and
-Schulman et al. 2017's MuJoCo experiments).
+Schulman et al. 2017's MuJoCo experiments). With gSDE (``SDEConfig``,
+Raffin, Kober and Stulp 2021) the same ``DiagGaussian`` carries a state-dependent log
+sigma, one row per state (``sde_log_std``).
 
 They are plain classes, not ``torch.distributions``: the update loops build
 one per minibatch, where the library objects' argument validation and
@@ -23,6 +25,7 @@ the benchmark machine). ``tests/test_distributions.py`` checks both against
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -96,6 +99,34 @@ class DiagGaussian:
         return DiagGaussian(self.mean.detach(), self.log_std.detach())
 
 
+SDE_EPSILON = 1e-6  # added to the gSDE variance so that a zero latent still gives a proper Gaussian (SB3's)
+
+
+@dataclass
+class SDEConfig:
+    """The gSDE fields of the configs whose rollouts use ``rlsuite.rollout.Rollout`` (A2C, PPO, TRPO):
+    one flag each, the same in all three, as in Stable-Baselines3, whose A2C and PPO have them."""
+
+    use_sde: bool = False
+    """generalized state-dependent exploration (Raffin, Kober and Stulp 2021, rl-zoo's use_sde; Box actions only):
+    the noise is the last hidden layer's features times a random matrix, drawn anew per env at the start
+    of each rollout, so it varies smoothly with the state instead of independently at every step"""
+    sde_sample_freq: int = 0
+    """with use_sde, draw new noise matrices every this many rollout steps as well; 0: only at the start of
+    each rollout (rl-zoo's sde_sample_freq -1)"""
+
+
+def sde_log_std(latent: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """log sigma_j(s) of gSDE: sigma_j(s)^2 = sum_i z_i(s)^2 exp(2 log_std_ij) + SDE_EPSILON.
+
+    ``latent`` holds the features z(s) (..., L), without gradient; ``log_std`` the
+    learnable (L, action_dim) matrix. The noise z(s)^T W, with W_ij ~ N(0, exp(2 log_std_ij))
+    independent, is Gaussian with exactly this variance, so the update scores the
+    sampled actions with a DiagGaussian of these sigmas (Raffin, Kober and Stulp 2021, sec. 3).
+    """
+    return 0.5 * torch.log(latent.square() @ torch.exp(2 * log_std) + SDE_EPSILON)
+
+
 class Actor(nn.Module):
     """pi_theta(.|s): a network from observations to the parameters of the action distribution.
 
@@ -103,18 +134,44 @@ class Actor(nn.Module):
     ``dist`` wraps them in the distribution. With ``action_dim`` given the
     policy is a diagonal Gaussian with a learnable log sigma, initialized to
     ``log_std_init`` in every dimension (0: sigma = 1) and shared by all states.
+
+    With ``use_sde`` (gSDE; ``net`` must be an ``mlp``, a Sequential ending in a Linear
+    layer) log sigma is instead an (L, action_dim) matrix, every entry starting at
+    ``log_std_init``, over the L features z(s) that enter the last layer: sigma(s)
+    depends on the state through z(s) (``sde_log_std``). The rollout's ``sampler``
+    then draws a noise matrix W per env and acts mu(s) + z(s)^T W; ``dist(obs).sample()``
+    draws independent noise of the same per-step distribution.
     """
 
-    def __init__(self, net: nn.Module, action_dim: int | None = None, log_std_init: float = 0.0):
+    def __init__(self, net: nn.Module, action_dim: int | None = None, log_std_init: float = 0.0,
+                 use_sde: bool = False, sde_sample_freq: int = 0):
         super().__init__()
         self.net = net
+        self.use_sde = use_sde and action_dim is not None
+        self.sde_sample_freq = sde_sample_freq
+        if self.use_sde:
+            if not (isinstance(net, nn.Sequential) and isinstance(net[-1], nn.Linear)):
+                raise ValueError("gSDE needs an mlp actor: a Sequential whose last layer is Linear")
+            shape: tuple[int, ...] = (net[-1].in_features, action_dim)
+        else:
+            shape = (action_dim,)
         self.log_std = (None if action_dim is None
-                        else nn.Parameter(torch.full((action_dim,), float(log_std_init))))
+                        else nn.Parameter(torch.full(shape, float(log_std_init))))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.net(obs)
 
+    def latent(self, obs: torch.Tensor) -> torch.Tensor:
+        """z(s): the features the last layer maps to the action parameters."""
+        for layer in list(self.net)[:-1]:
+            obs = layer(obs)
+        return obs
+
     def dist(self, obs: torch.Tensor):
+        if self.use_sde:
+            latent = self.latent(obs)
+            # the features shape sigma(s) but learn only through the mean (SB3's learn_features=False)
+            return DiagGaussian(self.net[-1](latent), sde_log_std(latent.detach(), self.log_std))
         out = self.net(obs)
         if self.log_std is None:
             return Categorical(out)
@@ -131,7 +188,14 @@ class Actor(nn.Module):
         ``DiagGaussian.sample``, so a seed fixes the same noise either way.
         The categorical policy, and any network numpy cannot run, go through
         ``dist(obs).sample()`` unchanged.
+
+        With gSDE each call of ``sampler()`` starts new noise: one matrix W per
+        row of the first batch of observations (per env), drawn again every
+        ``sde_sample_freq`` calls when that is positive. The rollout takes a
+        sampler per rollout, so W changes at least once per rollout.
         """
+        if self.use_sde:
+            return self._sde_sampler()
         mean_fn = None if self.log_std is None else numpy_forward(self.net)
         if mean_fn is None:
             def sample(obs) -> np.ndarray:
@@ -144,3 +208,30 @@ class Actor(nn.Module):
             mean = mean_fn(np.asarray(obs, dtype=np.float32))
             return mean + np.exp(log_std) * torch.randn(mean.shape).numpy()
         return sample_gaussian
+
+    def _sde_sampler(self):
+        """gSDE's rollout policy: mu(s) + z(s)^T W, one W (L, action_dim) per env."""
+        latent_fn = numpy_forward(nn.Sequential(*list(self.net)[:-1]))
+        head_fn = numpy_forward(self.net[-1:])
+        if latent_fn is None or head_fn is None:  # a layer numpy cannot run: the same arithmetic in torch
+            def latent_fn(x):
+                with torch.inference_mode():
+                    return self.latent(torch.from_numpy(x)).numpy()
+
+            def head_fn(x):
+                with torch.inference_mode():
+                    return self.net[-1](torch.from_numpy(x)).numpy()
+        log_std = self.log_std.detach().numpy()
+        every = self.sde_sample_freq
+        state = {"noise": None, "calls": 0}
+
+        def sample_sde(obs) -> np.ndarray:
+            x = np.asarray(obs, dtype=np.float32)
+            latent = latent_fn(x.reshape(-1, x.shape[-1]))
+            noise = state["noise"]
+            if noise is None or len(noise) != len(latent) or (every > 0 and state["calls"] % every == 0):
+                noise = state["noise"] = torch.randn(len(latent), *log_std.shape).numpy() * np.exp(log_std)
+            state["calls"] += 1
+            action = head_fn(latent) + np.einsum("nl,nla->na", latent, noise)
+            return action.reshape(*x.shape[:-1], action.shape[-1])
+        return sample_sde

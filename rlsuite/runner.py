@@ -504,6 +504,9 @@ def _check_inputs(algo, config_cls, argv, prog, description):
     if args.evaluate is not None:
         return args, cfg, None, None
     info = describe_env(args.env)
+    if getattr(cfg, "use_sde", False) and info.action_dim is None:
+        raise UsageError(f"argument --use-sde: gSDE perturbs continuous actions; {info.env_id} has "
+                         "Discrete actions")
     run_dir = run_dir_for(args.results_dir, info.env_id, algo, args.seed)
     check_writable(run_dir, "--results-dir")
     if args.record_video:

@@ -173,6 +173,8 @@ ROWS = {
     "--episodes-per-update 10**6": _runner(PG, "--episodes-per-update", 10**6),
     "--eval-episodes 10**8": _runner(PG, "--eval-episodes", 10**8),
     "--log-std-init 3": _runner("ppo_benchmark.py", "--log-std-init", 3),
+    "--sde-sample-freq -1": _runner("ppo_benchmark.py", "--sde-sample-freq", -1),
+    "--use-sde on Discrete actions": _runner("a2c_benchmark.py", "--env", "CartPole-v1", "--use-sde"),
     # 4: the per-run video folder, not just the root
     "unwritable per-run video folder": _unwritable_per_run_video_folder,
     # 6 and 11: --evaluate with a config.json this machine cannot honour

@@ -226,5 +226,19 @@ def test_ppo_learns_pendulum(results):
     assert summary["final_eval_mean"] > LEARN_THRESHOLD, summary
 
 
+@pytest.mark.slow
+def test_ppo_learns_pendulum_with_gsde(results):
+    """rl-zoo's own PPO Pendulum-v1 entry, gSDE included (gamma 0.9, new noise matrices every 4 steps),
+    at the same shortened budget and bar as above: the state-dependent exploration learns too."""
+    seed = learning_seed(1)
+    proc = run_script("ppo_benchmark.py", "--env", "Pendulum-v1", "--seed", seed, "--total-steps", LEARN_STEPS,
+                      "--gamma", 0.9, "--use-sde", "--sde-sample-freq", 4,
+                      "--eval-every", 100_000, "--results-dir", results, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    run = read_run(run_dir(results, "ppo", seed, "Pendulum-v1"))
+    assert run["config"]["hyperparameters"]["use_sde"] is True
+    assert run["summary"]["final_eval_mean"] > LEARN_THRESHOLD, run["summary"]
+
+
 LEARN_STEPS = 49_152
 LEARN_THRESHOLD = -700.0

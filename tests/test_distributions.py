@@ -8,7 +8,8 @@ import torch
 from torch.distributions import Categorical as TorchCategorical
 from torch.distributions import Independent, Normal, kl_divergence
 
-from rlsuite.distributions import Actor, Categorical, DiagGaussian
+from rlsuite.distributions import SDE_EPSILON, Actor, Categorical, DiagGaussian, sde_log_std
+from rlsuite import algorithms
 from rlsuite.nets import clip_grad_norm, mlp, numpy_forward
 
 
@@ -152,3 +153,80 @@ def test_a_sampler_follows_in_place_updates_of_the_mean_and_of_log_std():
     actions = sample(obs)
     np.testing.assert_allclose(actions.mean(axis=0), [4.0, 4.0], atol=0.01)
     np.testing.assert_allclose(actions.std(axis=0), [0.01, 0.01], rtol=0.1)
+
+
+# -- gSDE (generalized state-dependent exploration, Raffin, Kober and Stulp 2021) ----------
+
+def test_sde_log_std_against_a_hand_computed_variance():
+    # z = (1, 2); sigma = [[0.5, 1], [1, 0.25]]: var_0 = 1 * 0.25 + 4 * 1 = 4.25, var_1 = 1 * 1 + 4 * 0.0625 = 1.25
+    latent = torch.tensor([[1.0, 2.0], [0.0, 0.0]])
+    log_std = torch.log(torch.tensor([[0.5, 1.0], [1.0, 0.25]]))
+    expected = 0.5 * torch.log(torch.tensor([[4.25, 1.25], [0.0, 0.0]]) + SDE_EPSILON)
+    torch.testing.assert_close(sde_log_std(latent, log_std), expected)
+
+
+def _sde_actor(obs_dim=3, action_dim=2, log_std_init=0.0, sde_sample_freq=0):
+    return Actor(mlp([obs_dim, 8, 8, action_dim], output_gain=1.0), action_dim=action_dim,
+                 log_std_init=log_std_init, use_sde=True, sde_sample_freq=sde_sample_freq)
+
+
+def test_sde_actor_has_a_matrix_of_log_stds_over_the_last_hidden_features():
+    actor = _sde_actor(log_std_init=-2.0)
+    torch.testing.assert_close(actor.log_std.data, torch.full((8, 2), -2.0))
+    obs = torch.randn(5, 3)
+    dist = actor.dist(obs)
+    latent = actor.net[:-1](obs)
+    torch.testing.assert_close(dist.mean, actor(obs))
+    torch.testing.assert_close(dist.log_std, sde_log_std(latent, actor.log_std))
+    # sigma depends on the state: two different states, two different sigmas
+    assert not torch.allclose(dist.log_std[0], dist.log_std[1])
+    # the features learn through the mean only; sigma's gradient reaches log_std alone
+    dist.entropy().sum().backward()
+    assert actor.log_std.grad is not None and actor.log_std.grad.abs().sum() > 0
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in actor.net.parameters())
+
+
+def test_sde_sampler_noise_has_the_variance_the_update_scores_it_with():
+    torch.manual_seed(0)
+    actor = _sde_actor(log_std_init=-1.0)
+    obs = np.tile(np.float32([[0.3, -0.7, 1.1]]), (20000, 1))  # one state, 20,000 envs: 20,000 matrices W
+    actions = actor.sampler()(obs)
+    with torch.no_grad():
+        dist = actor.dist(torch.from_numpy(obs[:1]))
+    np.testing.assert_allclose(actions.mean(axis=0), dist.mean[0].numpy(), atol=0.03 * dist.log_std.exp().max().item())
+    np.testing.assert_allclose(actions.std(axis=0), dist.log_std[0].exp().numpy(), rtol=0.03)
+
+
+def test_sde_noise_is_held_for_the_rollout_and_redrawn_every_sde_sample_freq_steps():
+    torch.manual_seed(0)
+    obs = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    held = _sde_actor()
+    sample = held.sampler()
+    first = sample(obs)
+    np.testing.assert_array_equal(sample(obs), first)  # the same W: the same action for the same state
+    assert not np.allclose(held.sampler()(obs), first)  # a new rollout, a new W
+    every_2 = _sde_actor(sde_sample_freq=2)
+    sample = every_2.sampler()
+    a, b, c = sample(obs), sample(obs), sample(obs)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(b, c)
+
+
+def test_sde_sampler_without_noise_plays_the_mean():
+    actor = _sde_actor(log_std_init=-30.0)  # sigma = 1e-13: W is 0 to float32
+    obs = np.random.default_rng(1).normal(size=(6, 3)).astype(np.float32)
+    with torch.no_grad():
+        mean = actor(torch.from_numpy(obs)).numpy()
+    np.testing.assert_allclose(actor.sampler()(obs), mean, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("module", ["a2c", "ppo", "trpo"])
+def test_the_rollout_algorithms_build_a_gsde_actor_from_their_config(module):
+    mod = importlib.import_module(module)
+    cfg_cls = algorithms.get(module).config_class()
+    assert cfg_cls().use_sde is False and cfg_cls().sde_sample_freq == 0
+    cfg = dataclasses.replace(cfg_cls(), use_sde=True, sde_sample_freq=4, log_std_init=-2.0)
+    actor = mod.build_actor(4, None, cfg, action_dim=3)
+    assert actor.use_sde and actor.sde_sample_freq == 4
+    torch.testing.assert_close(actor.log_std.data, torch.full((cfg.hidden_sizes[-1], 3), -2.0))
+    assert mod.build_actor(4, 2, cfg).log_std is None  # Discrete: no sigma (the runner refuses --use-sde)
