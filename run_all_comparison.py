@@ -278,6 +278,7 @@ class RunSpec:
     cell: str | None = None  # a grid cell's name, None outside a grid
     steps: int | None = None  # the run's training budget, as the runner will resolve it
     eval_every: int = EVAL_EVERY  # its interval between periodic evaluations
+    timeout_s: float | None = None  # its wall-time limit (run_timeout); None: none
 
     @property
     def label(self) -> str:
@@ -459,8 +460,8 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, timeout: float | None, grace: float):
-        self.timeout, self.grace = timeout, grace
+    def __init__(self, grace: float):
+        self.grace = grace
         self.stop_wait = grace
 
     def start(self, spec: RunSpec) -> dict:
@@ -468,13 +469,14 @@ class LocalBackend:
         log = open(spec.log_path, "w", encoding="utf-8")
         proc = subprocess.Popen(spec.cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                                 start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        return {"proc": proc, "log": log, "start": time.monotonic(), "term_at": None, "timed_out": False}
+        return {"proc": proc, "log": log, "start": time.monotonic(), "term_at": None, "timed_out": False,
+                "timeout": spec.timeout_s}
 
     def poll(self, handle: dict) -> dict | None:
         proc = handle["proc"]
         now = time.monotonic()
         if proc.poll() is None:
-            if handle["term_at"] is None and self.timeout and now - handle["start"] > self.timeout:
+            if handle["term_at"] is None and handle["timeout"] and now - handle["start"] > handle["timeout"]:
                 handle["timed_out"] = True
                 self.terminate(handle)
             elif handle["term_at"] is not None and now - handle["term_at"] > self.grace:
@@ -584,7 +586,7 @@ class RayBackend:
 
     name = "ray"
 
-    def __init__(self, address: str, timeout: float | None, grace: float, jobs: int | None):
+    def __init__(self, address: str, grace: float, jobs: int | None):
         import ray
 
         self.ray = ray
@@ -606,7 +608,7 @@ class RayBackend:
                     failure.add_note(captured.text)
                 raise failure
             sys.stderr.write(captured.text)
-        self.timeout, self.grace = timeout, grace
+        self.grace = grace
         self.stop_wait = grace + 5  # tasks notice the flag within a poll, then give the runner `grace`
         self._task = ray.remote(ray_run)
         self._flag = ray.remote(num_cpus=0)(StopFlag).remote()
@@ -616,7 +618,7 @@ class RayBackend:
 
     def start(self, spec: RunSpec) -> dict:
         ref = self._task.options(num_cpus=spec.slots).remote(
-            spec.cmd, str(spec.log_path), str(ROOT), self.timeout, self.grace, self._flag)
+            spec.cmd, str(spec.log_path), str(ROOT), spec.timeout_s, self.grace, self._flag)
         return {"ref": ref, "start": time.monotonic()}
 
     def poll(self, handle: dict) -> dict | None:
@@ -648,7 +650,8 @@ def outcome_of(spec: RunSpec, result: dict) -> Outcome:
     summary = read_summary(spec.run_dir)
     wall = result.get("wall_s", 0.0)
     if result.get("timed_out"):
-        return Outcome(spec, "failed", wall, summary, f"timed out after {wall:.0f} s (--timeout)")
+        limit = "" if spec.timeout_s is None else f", over its limit of {spec.timeout_s:.0f} s"
+        return Outcome(spec, "failed", wall, summary, f"timed out after {wall:.0f} s{limit} (--timeout)")
     if summary is not None and summary.get("status") == "completed" and result.get("returncode") == 0:
         return Outcome(spec, "completed", wall, summary)
     error = result.get("error")
@@ -733,6 +736,23 @@ class Estimator:
                 estimate = sum(self.walls) / len(self.walls)
             total += estimate * spec.slots
         return total / self.jobs
+
+
+# A run's default wall-time limit: a multiple of its estimate, so that a 5M-step Box2D run on a
+# busy or slower machine is not cut short (a flat hour stopped PPO BipedalWalker-v3 at 90% of
+# its budget beside two other runs), while a hung run is still stopped.
+TIMEOUT_FACTOR = 4.0
+MIN_TIMEOUT_S = 3600.0
+
+
+def run_timeout(spec: RunSpec, throughput: Throughput, given: float | None) -> float:
+    """The run's wall-time limit: ``--timeout`` if given, else TIMEOUT_FACTOR x its estimated wall
+    time (the timing table, as --dry-run prints it), at least MIN_TIMEOUT_S; MIN_TIMEOUT_S untimed."""
+    if given is not None:
+        return given
+    estimate = None if spec.steps is None else throughput.estimate_s(spec.algo, spec.env_id, spec.steps,
+                                                                     spec.eval_every)
+    return MIN_TIMEOUT_S if estimate is None else max(MIN_TIMEOUT_S, TIMEOUT_FACTOR * estimate)
 
 
 def estimate_text(specs: list[RunSpec], throughput: Throughput, jobs: int) -> str:
@@ -995,9 +1015,10 @@ def build_parser() -> OneLineParser:
     x.add_argument("--jobs", type=positive_int, default=None, metavar="N",
                    help="runs at a time; an A3C run takes as many slots as it has workers "
                         "(default: the number of cores; with --backend ray: the cluster's CPUs)")
-    x.add_argument("--timeout", type=_positive_float, default=3600.0, metavar="SECONDS",
-                   help="per-run wall-time limit; the run is stopped and listed as failed "
-                        "(default: 3600, one hour)")
+    x.add_argument("--timeout", type=_positive_float, default=None, metavar="SECONDS",
+                   help="per-run wall-time limit; the run is stopped and listed as failed (default: "
+                        f"{TIMEOUT_FACTOR:g}x the run's estimated wall time from the timing table, at least "
+                        f"{format_duration(MIN_TIMEOUT_S)}; {format_duration(MIN_TIMEOUT_S)} for a run it has not timed)")
     x.add_argument("--strict", action="store_true", help="stop the whole matrix at the first failed run")
     x.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="local: a process pool on this machine; ray: tasks on a Ray cluster "
@@ -1123,7 +1144,7 @@ def main(argv=None) -> int:
                 raise UsageError("argument --backend: ray is not installed; "
                                  "pip install -r requirements-ray.txt, or use --backend local") from None
             try:
-                backend = RayBackend(args.address, args.timeout, args.grace, args.jobs)
+                backend = RayBackend(args.address, args.grace, args.jobs)
             except Exception as exc:
                 problem = ray_auth_problem(exc)
                 if problem:
@@ -1144,13 +1165,15 @@ def main(argv=None) -> int:
         return 130
 
     if backend is None:
-        backend = LocalBackend(args.timeout, args.grace)
+        backend = LocalBackend(args.grace)
         jobs = args.jobs or os.cpu_count() or 1
     else:
         jobs = args.jobs or backend.cluster_cpus()
     try:
         specs = build_specs(args, algos, env_seeds, overrides, values, runner_dir, jobs, cells)
         throughput = Throughput(Path(args.results_dir))
+        for spec in specs:
+            spec.timeout_s = run_timeout(spec, throughput, args.timeout)
     except KeyboardInterrupt:
         backend.close()
         print(f"{PROG}: interrupted while planning; nothing was started", file=sys.stderr)
@@ -1178,7 +1201,9 @@ def main(argv=None) -> int:
         for spec in todo:
             estimate = throughput.estimate_s(spec.algo, spec.env_id, spec.steps, spec.eval_every)
             guess = "no measurement" if estimate is None else f"~{format_duration(estimate)}"
-            print(f"{spec.label} [{spec.slots} slot(s), {spec.steps:,} steps, {guess}]: {' '.join(spec.cmd)}")
+            limit = f"limit {format_duration(spec.timeout_s)}"
+            print(f"{spec.label} [{spec.slots} slot(s), {spec.steps:,} steps, {guess}, {limit}]: "
+                  f"{' '.join(spec.cmd)}")
         print(estimate_text(todo, throughput, jobs))
         return 0
 

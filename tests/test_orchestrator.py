@@ -238,6 +238,24 @@ def test_timeout_ends_the_runner_and_its_workers(tmp_path):
     assert not any(alive(pid) for pid in started)
 
 
+def test_default_timeout_scales_with_the_runs_estimate():
+    """No --timeout: 4x the run's estimated wall time, at least an hour (a 5M-step Box2D run beside other
+    runs takes more than an hour); --timeout wins; an untimed run gets the hour."""
+    import run_all_comparison as orch
+
+    class Table:
+        def estimate_s(self, algo, env_id, steps, eval_every):
+            return {"ppo": 1800.0, "trpo": 60.0}.get(algo)
+
+    def spec(algo):
+        return orch.RunSpec(algo, "BipedalWalker-v3", 1, Path("r"), ["x"], steps=5_000_000)
+
+    assert orch.run_timeout(spec("ppo"), Table(), None) == 4 * 1800.0
+    assert orch.run_timeout(spec("trpo"), Table(), None) == 3600.0
+    assert orch.run_timeout(spec("a2c"), Table(), None) == 3600.0
+    assert orch.run_timeout(spec("ppo"), Table(), 5.0) == 5.0
+
+
 def test_interrupted_matrix_resumes_without_redoing_finished_runs(tmp_path):
     """Ctrl-C part-way: no process left, finished runs kept; the same command completes the rest."""
     pids = tmp_path / "pids"
