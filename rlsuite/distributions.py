@@ -121,8 +121,8 @@ def sde_log_std(latent: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
 
     ``latent`` holds the features z(s) (..., L), without gradient; ``log_std`` the
     learnable (L, action_dim) matrix. The noise z(s)^T W, with W_ij ~ N(0, exp(2 log_std_ij))
-    independent, is Gaussian with exactly this variance, so the update scores the
-    sampled actions with a DiagGaussian of these sigmas (Raffin, Kober and Stulp 2021, sec. 3).
+    independent, is Gaussian with this variance (less the epsilon), so the update scores
+    the sampled actions with a DiagGaussian of these sigmas (Raffin, Kober and Stulp 2021).
     """
     return 0.5 * torch.log(latent.square() @ torch.exp(2 * log_std) + SDE_EPSILON)
 
