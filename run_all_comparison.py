@@ -1018,7 +1018,8 @@ def build_parser() -> OneLineParser:
     x.add_argument("--timeout", type=_positive_float, default=None, metavar="SECONDS",
                    help="per-run wall-time limit; the run is stopped and listed as failed (default: "
                         f"{TIMEOUT_FACTOR:g}x the run's estimated wall time from the timing table, at least "
-                        f"{format_duration(MIN_TIMEOUT_S)}; {format_duration(MIN_TIMEOUT_S)} for a run it has not timed)")
+                        f"{format_duration(MIN_TIMEOUT_S)}; {format_duration(MIN_TIMEOUT_S)} for a run it has "
+                        "not timed)")
     x.add_argument("--strict", action="store_true", help="stop the whole matrix at the first failed run")
     x.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="local: a process pool on this machine; ray: tasks on a Ray cluster "

@@ -135,8 +135,8 @@ class Actor(nn.Module):
     policy is a diagonal Gaussian with a learnable log sigma, initialized to
     ``log_std_init`` in every dimension (0: sigma = 1) and shared by all states.
 
-    With ``use_sde`` (gSDE; ``net`` must be an ``mlp``, a Sequential ending in a Linear
-    layer) log sigma is instead an (L, action_dim) matrix, every entry starting at
+    With ``use_sde`` (gSDE; ``net`` must be an ``mlp`` that ``numpy_forward`` runs, ending in a
+    Linear layer) log sigma is instead an (L, action_dim) matrix, every entry starting at
     ``log_std_init``, over the L features z(s) that enter the last layer: sigma(s)
     depends on the state through z(s) (``sde_log_std``). The rollout's ``sampler``
     then draws a noise matrix W per env and acts mu(s) + z(s)^T W; ``dist(obs).sample()``
@@ -150,8 +150,8 @@ class Actor(nn.Module):
         self.use_sde = use_sde and action_dim is not None
         self.sde_sample_freq = sde_sample_freq
         if self.use_sde:
-            if not (isinstance(net, nn.Sequential) and isinstance(net[-1], nn.Linear)):
-                raise ValueError("gSDE needs an mlp actor: a Sequential whose last layer is Linear")
+            if numpy_forward(net) is None or not isinstance(net[-1], nn.Linear):
+                raise ValueError("gSDE needs an mlp actor: Linear layers and tanh or ReLU, a Linear one last")
             shape: tuple[int, ...] = (net[-1].in_features, action_dim)
         else:
             shape = (action_dim,)
@@ -211,16 +211,7 @@ class Actor(nn.Module):
 
     def _sde_sampler(self):
         """gSDE's rollout policy: mu(s) + z(s)^T W, one W (L, action_dim) per env."""
-        latent_fn = numpy_forward(nn.Sequential(*list(self.net)[:-1]))
-        head_fn = numpy_forward(self.net[-1:])
-        if latent_fn is None or head_fn is None:  # a layer numpy cannot run: the same arithmetic in torch
-            def latent_fn(x):
-                with torch.inference_mode():
-                    return self.latent(torch.from_numpy(x)).numpy()
-
-            def head_fn(x):
-                with torch.inference_mode():
-                    return self.net[-1](torch.from_numpy(x)).numpy()
+        latent_fn, head_fn = numpy_forward(self.net[:-1]), numpy_forward(self.net[-1:])  # __init__ checked both
         log_std = self.log_std.detach().numpy()
         every = self.sde_sample_freq
         state = {"noise": None, "calls": 0}

@@ -8,8 +8,8 @@ import torch
 from torch.distributions import Categorical as TorchCategorical
 from torch.distributions import Independent, Normal, kl_divergence
 
-from rlsuite.distributions import SDE_EPSILON, Actor, Categorical, DiagGaussian, sde_log_std
 from rlsuite import algorithms
+from rlsuite.distributions import SDE_EPSILON, Actor, Categorical, DiagGaussian, sde_log_std
 from rlsuite.nets import clip_grad_norm, mlp, numpy_forward
 
 
