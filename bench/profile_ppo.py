@@ -29,7 +29,7 @@ import ppo  # noqa: E402
 from rlsuite import rollout  # noqa: E402
 from rlsuite.cli import OneLineParser, parse_args, positive_int  # noqa: E402
 from rlsuite.envs import Normalization, ObsNormalization, describe_env, make_vec_env  # noqa: E402
-from rlsuite.evaluation import Evaluator, action_bounds, greedy_policy, periodic_eval_seeds  # noqa: E402
+from rlsuite.evaluation import action_bounds, evaluate_policy, greedy_policy, periodic_eval_seeds  # noqa: E402
 
 ZOO = ["--num-envs", "8", "--num-steps", "32", "--minibatch-size", "256", "--update-epochs", "20",
        "--gamma", "0.98", "--gae-lambda", "0.8", "--learning-rate", "1e-3", "--ent-coef", "0"]
@@ -108,11 +108,9 @@ def main() -> int:
           f"~{grad_steps} minibatch steps, {rest / grad_steps * 1e3:.3f} ms CPU each")
 
     if opts.eval_episodes > 0:
-        evaluator = Evaluator(args.env)
         act = greedy_policy(actor, ObsNormalization.of(run.envs, run.norm), run.action_bounds)
         t0, c0 = time.perf_counter(), time.process_time()
-        returns = evaluator.evaluate(act, periodic_eval_seeds(args.seed, opts.eval_episodes))
-        evaluator.close()
+        returns = evaluate_policy(args.env, act, periodic_eval_seeds(args.seed, opts.eval_episodes))
         print(f"  one periodic evaluation ({opts.eval_episodes} episodes): {time.perf_counter() - t0:.2f} s wall, "
               f"{time.process_time() - c0:.2f} s CPU, mean return {returns.mean():.1f}")
 

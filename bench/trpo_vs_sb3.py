@@ -9,7 +9,7 @@ gae_lambda 0.98, gamma 0.99, learning_rate 1e-3, n_critic_updates 20; the rest
 sb3-contrib defaults), each with one torch thread, one after the other. Both
 are measured the protocol's way: a 20-episode greedy evaluation with seeds
 10_000 + seed * 1_000 + i at the first update boundary after every 5000
-steps (rlsuite's own Evaluator does both), evaluation time excluded from the
+steps (rlsuite.evaluation.evaluate_policy does both), evaluation time excluded from the
 clock, which starts before the model and envs are built; solved = first
 evaluation with mean >= 475. Prints steps_to_solve and time_to_solve_s per
 seed and their medians.
@@ -81,7 +81,7 @@ def sb3_child(seed: int) -> None:
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
-    from rlsuite.evaluation import Evaluator, periodic_eval_seeds
+    from rlsuite.evaluation import evaluate_policy, periodic_eval_seeds
 
     torch.set_num_threads(1)
 
@@ -91,7 +91,6 @@ def sb3_child(seed: int) -> None:
         def __init__(self, start: float):
             super().__init__()
             self.start, self.paused, self.next_eval = start, 0.0, EVAL_EVERY
-            self.evaluator = Evaluator("CartPole-v1")
             self.solved = None
 
         def _on_rollout_start(self) -> None:
@@ -99,7 +98,7 @@ def sb3_child(seed: int) -> None:
                 return
             t0 = time.perf_counter()
             act = lambda obs: self.model.predict(obs, deterministic=True)[0]  # noqa: E731
-            mean = float(np.mean(self.evaluator.evaluate(act, periodic_eval_seeds(seed, EVAL_EPISODES))))
+            mean = float(np.mean(evaluate_policy("CartPole-v1", act, periodic_eval_seeds(seed, EVAL_EPISODES))))
             train_time = t0 - self.start - self.paused
             self.paused += time.perf_counter() - t0
             self.next_eval = (self.num_timesteps // EVAL_EVERY + 1) * EVAL_EVERY

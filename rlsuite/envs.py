@@ -97,8 +97,37 @@ def describe_env(env_id: str) -> EnvInfo:
     )
 
 
+_mujoco_warnings_seen: set[str] | None = None  # None: MuJoCo's own handler, which prints every one
+
+
+def _mujoco_warnings_once(env_id: str) -> None:
+    """Route MuJoCo's C-level warnings through a handler that prints each distinct one once.
+
+    MuJoCo warns each time it compiles a model that uses a deprecated attribute
+    (HalfCheetah-v5 under mujoco 4: 'settotalmass'); every evaluation builds
+    its envs anew (rlsuite.evaluation), so a run's log would repeat the same
+    line thousands of times. Installed only for envs that run on MuJoCo.
+    """
+    global _mujoco_warnings_seen
+    if _mujoco_warnings_seen is not None or "mujoco" not in str(gym.spec(env_id).entry_point):
+        return
+    import sys
+
+    import mujoco
+
+    _mujoco_warnings_seen = set()
+
+    def once(message: str) -> None:
+        if message not in _mujoco_warnings_seen:
+            _mujoco_warnings_seen.add(message)
+            print(f"MuJoCo warning (printed once): {message}", file=sys.stderr, flush=True)
+
+    mujoco.set_mju_user_warning(once)
+
+
 def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
     """One single (non-vector) env with the registered wrappers (TimeLimit included)."""
+    _mujoco_warnings_once(env_id)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return gym.make(env_id, render_mode=render_mode)
@@ -136,6 +165,7 @@ def make_vec_env(env_id: str, num_envs: int, seed: int, norm: "Normalization | N
     """
     spec = gym.spec(env_id)
     mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
+    _mujoco_warnings_once(env_id)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode)

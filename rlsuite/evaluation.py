@@ -65,28 +65,23 @@ def action_bounds(config: dict) -> tuple | None:
     return (np.asarray(config["action_low"], dtype=np.float32), np.asarray(config["action_high"], dtype=np.float32))
 
 
-class Evaluator:
-    """Runs greedy episodes with fixed seeds on its own envs (never the training envs).
+def evaluate_policy(env_id: str, act: Policy, seeds: list[int]) -> np.ndarray:
+    """The returns of greedy episodes, one per seed, each in an env made for it (never a training env).
 
-    Episodes run side by side so the policy sees one batch per time step;
-    each env is reset with its own seed, so episode i is the same whether it
-    runs alone or in a batch.
+    Episodes run side by side so the policy sees one batch per time step.
+    Every episode gets a new env, reset with its seed, so episode i depends
+    on the policy and seeds[i] only: not on the batch, nor on what ran before.
+    A reused env would not guarantee that: BipedalWalker-v3 keeps its Box2D
+    world across resets, and after other episodes the same seed can play out
+    differently (its contacts are solved in another order).
     """
-
-    def __init__(self, env_id: str):
-        self.env_id = env_id
-        self._envs: list = []
-
-    def evaluate(self, act: Policy, seeds: list[int]) -> np.ndarray:
-        while len(self._envs) < len(seeds):
-            self._envs.append(make_env(self.env_id))
-        episodes = run_episodes(self._envs[: len(seeds)], act, seeds)
-        return np.array([ep["rewards"].sum() for ep in episodes], dtype=np.float64)
-
-    def close(self) -> None:
-        for env in self._envs:
+    envs = [make_env(env_id) for _ in seeds]
+    try:
+        episodes = run_episodes(envs, act, seeds)
+    finally:
+        for env in envs:
             env.close()
-        self._envs = []
+    return np.array([ep["rewards"].sum() for ep in episodes], dtype=np.float64)
 
 
 def record_video(env_id: str, act: Policy, seeds: list[int], out_dir: Path) -> list[Path]:
@@ -103,11 +98,11 @@ def record_video(env_id: str, act: Policy, seeds: list[int], out_dir: Path) -> l
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("episode_*.mp4"):
         old.unlink()
-    env = make_env(env_id, render_mode="rgb_array")
-    fps = env.metadata.get("render_fps", 30)
     paths = []
-    try:
-        for k, seed in enumerate(seeds):
+    for k, seed in enumerate(seeds):
+        env = make_env(env_id, render_mode="rgb_array")  # a new env per episode, as evaluate_policy
+        fps = env.metadata.get("render_fps", 30)
+        try:
             obs, _ = env.reset(seed=seed)
             frames = [env.render()]
             done = False
@@ -116,19 +111,19 @@ def record_video(env_id: str, act: Policy, seeds: list[int], out_dir: Path) -> l
                 obs, _, terminated, truncated, _ = env.step(env_action(action, env.action_space))
                 frames.append(env.render())
                 done = terminated or truncated
-            path = out_dir / f"episode_{k}.mp4"
-            partial = out_dir / f".episode_{k}.partial.mp4"
-            try:
-                # macro_block_size=2: libx264/yuv420p needs even sides; 2 avoids
-                # resizing CartPole's 600x400 frames (the default 16 would).
-                imageio.mimwrite(partial, frames, fps=fps, macro_block_size=2)
-                os.replace(partial, path)
-            except BaseException:
-                partial.unlink(missing_ok=True)
-                raise
-            paths.append(path)
-    finally:
-        env.close()
+        finally:
+            env.close()
+        path = out_dir / f"episode_{k}.mp4"
+        partial = out_dir / f".episode_{k}.partial.mp4"
+        try:
+            # macro_block_size=2: libx264/yuv420p needs even sides; 2 avoids
+            # resizing CartPole's 600x400 frames (the default 16 would).
+            imageio.mimwrite(partial, frames, fps=fps, macro_block_size=2)
+            os.replace(partial, path)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        paths.append(path)
     return paths
 
 

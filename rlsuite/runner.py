@@ -56,8 +56,8 @@ from rlsuite.envs import (
     make_vec_env,
 )
 from rlsuite.evaluation import (
-    Evaluator,
     action_bounds,
+    evaluate_policy,
     final_eval_seeds,
     greedy_policy,
     load_actor,
@@ -184,7 +184,6 @@ class Run:
         self.episodes = CsvLog(run_dir / "episodes.csv", EPISODE_COLUMNS + list(episode_columns))
         self.updates = CsvLog(run_dir / "updates.csv", UPDATE_COLUMNS + list(update_columns))
         self.evals = CsvLog(run_dir / "evals.csv", EVAL_COLUMNS)
-        self.evaluator = Evaluator(self.env_id)
 
         self.global_step = 0
         self.n_episodes = 0
@@ -290,8 +289,8 @@ class Run:
     def _periodic_eval(self, actor) -> None:
         train_time = self.train_time_s  # the training that made this policy, not its evaluation
         t0 = time.perf_counter()
-        returns = self.evaluator.evaluate(
-            self.policy(actor, self.obs_normalization()), periodic_eval_seeds(self.seed, self.args.eval_episodes))
+        returns = evaluate_policy(self.env_id, self.policy(actor, self.obs_normalization()),
+                                  periodic_eval_seeds(self.seed, self.args.eval_episodes))
         mean, std = float(returns.mean()), float(returns.std())
         self.evals.write(global_step=self.global_step, train_time_s=round(train_time, 4),
                          mean_return=mean, std_return=std, episodes=len(returns))
@@ -334,7 +333,6 @@ class Run:
     def close(self) -> None:
         for log in (self.episodes, self.updates, self.evals):
             log.close()
-        self.evaluator.close()
         if self._pbar is not None:
             self._pbar.close()
 
@@ -474,11 +472,7 @@ def _evaluate_only(algo, config_cls, args) -> int:
                          f"{run_dir / ObsNormalization.FILE} cannot be read: {type(exc).__name__}") from None
     torch.set_num_threads(args.threads)
     act = greedy_policy(actor, obs_normalization, action_bounds(config))
-    evaluator = Evaluator(env_id)
-    try:
-        returns = evaluator.evaluate(act, final_eval_seeds(seed))
-    finally:
-        evaluator.close()
+    returns = evaluate_policy(env_id, act, final_eval_seeds(seed))
     print(f"{algo} on {env_id}, seed {seed} ({run_dir}): final evaluation, "
           f"{len(returns)} greedy episodes: {returns.mean():.1f} ± {returns.std():.1f}")
     if args.record_video:
@@ -569,7 +563,7 @@ def main(algo: str, config_cls, train, *, update_columns=(), episode_columns=(),
             torch.save(actor.state_dict(), run_dir / "model.pt")
             obs_normalization = _save_obs_normalization(run)
             act = run.policy(actor, obs_normalization)
-            final = run.evaluator.evaluate(act, final_eval_seeds(args.seed))
+            final = evaluate_policy(info.env_id, act, final_eval_seeds(args.seed))
             if args.record_video:
                 out = run_dir_for(args.video_dir, info.env_id, algo, args.seed)
                 videos = record_video(info.env_id, act, final_eval_seeds(args.seed, args.video_episodes), out)

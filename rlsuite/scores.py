@@ -173,7 +173,7 @@ def measure_random(env_id: str, episodes: int = 100, seed: int = 0) -> dict:
     runs faced; actions are uniform over the Discrete actions or the Box bounds, drawn from a
     generator seeded with ``seed``. EnvError for an id the suite cannot run.
     """
-    from rlsuite.evaluation import Evaluator, final_eval_seeds  # torch: only when measuring
+    from rlsuite.evaluation import evaluate_policy, final_eval_seeds  # torch: only when measuring
 
     info = describe_env(env_id)
     rng = np.random.default_rng(seed)
@@ -185,11 +185,7 @@ def measure_random(env_id: str, episodes: int = 100, seed: int = 0) -> dict:
 
         def act(obs):
             return rng.uniform(low, high, size=(len(obs), info.action_dim))
-    evaluator = Evaluator(env_id)
-    try:
-        values = evaluator.evaluate(act, final_eval_seeds(seed, episodes))
-    finally:
-        evaluator.close()
+    values = evaluate_policy(env_id, act, final_eval_seeds(seed, episodes))
     return {"mean": float(values.mean()), "std": float(values.std()), "episodes": episodes, "seed": seed}
 
 

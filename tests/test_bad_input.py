@@ -247,8 +247,7 @@ def _interrupt(*args, **kwargs):
 
 def _ctrl_c_in_evaluate(tmp, monkeypatch):
     path = completed_run(tmp / "r")
-    monkeypatch.setattr(runner, "Evaluator", lambda env_id: type("E", (), {
-        "evaluate": _interrupt, "close": lambda self: None})())
+    monkeypatch.setattr(runner, "evaluate_policy", _interrupt)
     return lambda: runner.main("policy_gradient", policy_gradient.PolicyGradientConfig, policy_gradient.train,
                                argv=["--evaluate", str(path)])
 

@@ -100,3 +100,12 @@ def test_describe_env_refuses_spaces_that_would_fail_mid_run(env_id, fragment):
     with pytest.raises(EnvError) as err:
         describe_env(env_id)
     assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_mujoco_compiler_warning_is_printed_once_not_per_env(capfd):
+    # HalfCheetah-v5's model warns ('settotalmass' is deprecated) each time mujoco 4
+    # compiles it, and every evaluation builds its envs anew.
+    for _ in range(3):
+        make_env("HalfCheetah-v5").close()
+    make_vec_env("HalfCheetah-v5", 2, seed=0).close()
+    assert capfd.readouterr().err.count("settotalmass") <= 1

@@ -165,6 +165,27 @@ def test_evaluate_reports_the_final_eval_and_changes_nothing(finished_run, tmp_p
     assert video.stat().st_size > 1000
 
 
+def test_an_evaluation_episode_depends_on_its_seed_only_not_on_earlier_episodes():
+    # BipedalWalker-v3 keeps its Box2D world across resets: in an env that has
+    # already played seeds 100 and 101, seed 3 under these actions ends on another
+    # return (-91.99 against -92.07 fresh, gymnasium 1.4.0). Evaluations must not see that.
+    from rlsuite.envs import make_env, run_episodes
+    from rlsuite.evaluation import evaluate_policy
+
+    def stand_still(obs):
+        return np.zeros((len(obs), 4))
+
+    fresh = evaluate_policy("BipedalWalker-v3", stand_still, [3])
+    for seed in (100, 101):
+        evaluate_policy("BipedalWalker-v3", stand_still, [seed])
+    after_others = evaluate_policy("BipedalWalker-v3", stand_still, [100, 3])
+    assert after_others[1] == fresh[0]
+    # the effect the evaluation avoids, so this test keeps guarding something
+    env = make_env("BipedalWalker-v3")
+    reused = [run_episodes([env], stand_still, [seed])[0]["rewards"].sum() for seed in (100, 101, 3)]
+    assert reused[2] != fresh[0]
+
+
 def test_evaluate_a_missing_run_dir_is_a_usage_error(tmp_path):
     assert_usage_error(run_script(RUNNER, "--evaluate", tmp_path / "nope"), "--evaluate", "config.json")
 
