@@ -154,14 +154,42 @@ class SharedAdam:
 
     @torch.no_grad()
     def step(self, grads, lr: float) -> None:
+        """m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;  theta <- theta - lr m_hat / (sqrt(v_hat) + eps).
+
+        Each line is one multi-tensor (``torch._foreach_*``) call over the parameter tensors,
+        the same elementwise arithmetic as a loop over them; the workers pass a single tensor
+        (``flat_parameters``), so an update is eight ops whatever the networks' depth
+        (bench/a3c_update.py)."""
         beta1, beta2 = self.betas
         self.step_count += 1
         t = float(self.step_count)
         bias1, bias2 = 1 - beta1 ** t, 1 - beta2 ** t
-        for p, g, m, v in zip(self.params, grads, self.exp_avg, self.exp_avg_sq):
-            m.mul_(beta1).add_(g, alpha=1 - beta1)
-            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-            p.addcdiv_(m, (v / bias2).sqrt_().add_(self.eps), value=-lr / bias1)
+        grads = list(grads)
+        torch._foreach_mul_(self.exp_avg, beta1)
+        torch._foreach_add_(self.exp_avg, grads, alpha=1 - beta1)
+        torch._foreach_mul_(self.exp_avg_sq, beta2)
+        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, value=1 - beta2)
+        denom = torch._foreach_div(self.exp_avg_sq, bias2)
+        torch._foreach_sqrt_(denom)
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_addcdiv_(self.params, self.exp_avg, denom, value=-lr / bias1)
+
+
+def flat_parameters(*modules: torch.nn.Module) -> torch.Tensor:
+    """Put every parameter of ``modules`` in one contiguous tensor and make each parameter a
+    view of it; return the tensor.
+
+    A worker's update then copies the global model in one op, and the shared Adam steps one
+    tensor instead of a dozen: at t_max = 5 the per-op cost of many small tensors, not the
+    arithmetic, is what an update spends (bench/a3c_update.py). Moving the tensor to shared
+    memory afterwards (``share_memory_``) shares every view with it."""
+    params = [p for m in modules for p in m.parameters()]
+    flat = torch.cat([p.detach().reshape(-1) for p in params])
+    offset = 0
+    for p in params:
+        p.data = flat[offset:offset + p.numel()].view_as(p)
+        offset += p.numel()
+    return flat
 
 
 def n_step_returns(rewards: np.ndarray, terminated: bool, bootstrap_value: float, gamma: float) -> np.ndarray:
@@ -185,7 +213,8 @@ class Shared:
 
     actor: Actor
     critic: torch.nn.Module
-    optimizer: SharedAdam
+    params: torch.Tensor  # theta and phi in one tensor; the parameters of actor and critic are views of it
+    optimizer: SharedAdam  # steps ``params``
     counter: object  # global_step: transitions taken by all workers (multiprocessing.Value)
     active: object   # workers still in their loop
     paused: object   # workers waiting at the pause gate
@@ -218,7 +247,8 @@ def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_a
         actor = build_actor(obs_dim, n_actions, cfg, action_dim=action_dim)
         critic = build_critic(obs_dim, cfg)
         actor_params, critic_params = list(actor.parameters()), list(critic.parameters())
-        sample = actor.sampler()  # a ~ pi_theta', numpy in and out; load_state_dict copies in place
+        params = flat_parameters(actor, critic)  # theta', phi': the local copies, views of one tensor
+        sample = actor.sampler()  # a ~ pi_theta', numpy in and out; step 1 copies in place
         ep_return, ep_length = 0.0, 0
 
         while not shared.stop.is_set() and os.getppid() == parent:
@@ -226,9 +256,9 @@ def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_a
                 wait_at_gate(shared, parent)
                 continue
 
-            # 1. Copy theta, phi from the global model.
-            actor.load_state_dict(shared.actor.state_dict())
-            critic.load_state_dict(shared.critic.state_dict())
+            # 1. Copy theta, phi from the global model (in place: the sampler reads views of them).
+            with torch.no_grad():
+                params.copy_(shared.params)
 
             # 2. Act for up to t_max steps, or to the end of the episode.
             seg_obs, seg_actions, seg_rewards = [], [], []
@@ -289,7 +319,9 @@ def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_a
             # 5. Push the local gradients into the global model (Hogwild: no lock).
             step_now = shared.counter.value
             lr = cfg.learning_rate * (max(0.0, 1.0 - step_now / cfg.total_steps) if cfg.anneal_lr else 1.0)
-            shared.optimizer.step([p.grad for p in actor_params + critic_params], lr)
+            grads = torch.cat([p.grad.reshape(-1) if p.grad is not None else torch.zeros(p.numel())
+                               for p in actor_params + critic_params])
+            shared.optimizer.step([grads], lr)
             with torch.no_grad():
                 log_ratio = shared.actor.dist(obs_t).log_prob(actions_t) - logp.detach()
             shared.queue.put(("update", index, step_now, {
@@ -368,10 +400,9 @@ def train(cfg: A3CConfig, run) -> Actor:
     ctx = torch.multiprocessing.get_context("spawn")
     actor = build_actor(run.obs_dim, run.n_actions, cfg, action_dim=run.action_dim)
     critic = build_critic(run.obs_dim, cfg)
-    actor.share_memory()
-    critic.share_memory()
+    params = flat_parameters(actor, critic).share_memory_()  # theta, phi: the global model
     shared = Shared(
-        actor, critic, SharedAdam(list(actor.parameters()) + list(critic.parameters()), eps=cfg.adam_eps),
+        actor, critic, params, SharedAdam([params], eps=cfg.adam_eps),
         counter=ctx.Value("q", 0), active=ctx.Value("i", cfg.num_workers), paused=ctx.Value("i", 0),
         stop=ctx.Event(), pause=ctx.Event(), queue=ctx.Queue(),
         # Gymnasium's RunningMeanStd starts at mean 0, variance 1

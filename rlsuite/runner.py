@@ -84,6 +84,13 @@ LOCK_FILE = ".lock"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+def saved_state(actor: torch.nn.Module) -> dict:
+    """The actor's state dict with every tensor in a storage of its own: a parameter may be a
+    view of a larger buffer (A3C keeps actor and critic in one shared tensor), and torch.save
+    writes a view's whole storage."""
+    return {k: v.detach().clone() for k, v in actor.state_dict().items()}
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -311,7 +318,7 @@ class Run:
         folder.mkdir(exist_ok=True)
         path = folder / f"step_{self.global_step}.pt"
         tmp = path.with_suffix(".pt.tmp")
-        torch.save(actor.state_dict(), tmp)
+        torch.save(saved_state(actor), tmp)
         os.replace(tmp, path)
         self._paused += time.perf_counter() - t0
 
@@ -560,7 +567,7 @@ def main(algo: str, config_cls, train, *, update_columns=(), episode_columns=(),
             if run._pbar is not None:
                 run._pbar.close()
                 run._pbar = None
-            torch.save(actor.state_dict(), run_dir / "model.pt")
+            torch.save(saved_state(actor), run_dir / "model.pt")
             obs_normalization = _save_obs_normalization(run)
             act = run.policy(actor, obs_normalization)
             final = evaluate_policy(info.env_id, act, final_eval_seeds(args.seed))
@@ -581,7 +588,7 @@ def main(algo: str, config_cls, train, *, update_columns=(), episode_columns=(),
                 run._pbar = None
             if status != "completed" and run.actor is not None:
                 try:
-                    torch.save(run.actor.state_dict(), run_dir / "model.pt")
+                    torch.save(saved_state(run.actor), run_dir / "model.pt")
                     _save_obs_normalization(run)
                 except Exception:
                     pass

@@ -15,6 +15,8 @@ import torch
 
 import a3c
 from a3c import SharedAdam
+from rlsuite.nets import numpy_forward
+from rlsuite.runner import saved_state
 from conftest import ROOT, learning_seed, read_run, run_dir, run_script
 
 ALGO = "a3c"
@@ -207,10 +209,31 @@ def test_an_ignored_ctrl_c_stays_ignored_after_worker_start_up():
 
 def test_worker_waiting_at_the_pause_gate_leaves_when_its_parent_is_gone():
     ctx = torch.multiprocessing.get_context("spawn")
-    shared = a3c.Shared(None, None, None, counter=ctx.Value("q", 0), active=ctx.Value("i", 1),
+    shared = a3c.Shared(None, None, None, None, counter=ctx.Value("q", 0), active=ctx.Value("i", 1),
                         paused=ctx.Value("i", 0), stop=ctx.Event(), pause=ctx.Event(), queue=None)
     shared.pause.set()  # the evaluation that never ends: its main process was SIGKILLed
     t0 = time.monotonic()
     a3c.wait_at_gate(shared, parent=os.getppid() + 1)  # a parent other than ours: it has died
     assert time.monotonic() - t0 < 1.0
     assert shared.paused.value == 0
+
+
+def test_flat_parameters_keeps_the_values_and_makes_every_parameter_a_view_of_one_tensor():
+    torch.manual_seed(0)
+    cfg = a3c.A3CConfig()
+    actor, critic = a3c.build_actor(4, None, cfg, action_dim=2), a3c.build_critic(4, cfg)
+    before = [p.detach().clone() for p in list(actor.parameters()) + list(critic.parameters())]
+    flat = a3c.flat_parameters(actor, critic).share_memory_()
+    params = list(actor.parameters()) + list(critic.parameters())
+    assert flat.numel() == sum(p.numel() for p in params) == sum(b.numel() for b in before)
+    assert all(torch.equal(p, b) for p, b in zip(params, before))
+    assert all(p.is_shared() and p.requires_grad and p.is_leaf for p in params)
+    mean_fn = numpy_forward(actor.net)  # what the worker's sampler runs, on views of the parameters
+    with torch.no_grad():  # step 2 of the worker: one copy_ into the flat tensor
+        flat.copy_(torch.linspace(-0.1, 0.1, flat.numel()))
+    assert actor.log_std[0].item() == pytest.approx(-0.1) and params[-1].item() == pytest.approx(0.1)
+    obs = np.ones((1, 4), dtype=np.float32)
+    np.testing.assert_allclose(mean_fn(obs), actor.net(torch.from_numpy(obs)).detach().numpy(), rtol=1e-5)
+    # the runner saves each tensor in a storage of its own, not the whole flat tensor per view
+    state = saved_state(actor)
+    assert sum(t.untyped_storage().nbytes() for t in state.values()) == 4 * sum(p.numel() for p in actor.parameters())
