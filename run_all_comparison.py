@@ -11,7 +11,7 @@ A suite (suites.toml: cartpole, classic, box2d, mujoco, overnight) names the
 envs and each env's seeds; every env runs at its preset's budget
 (presets.toml), and --algos, --seeds, --envs and --total-steps still override;
 a suite may spread a set number of periodic evaluations over each run's budget
-(evals_per_run), which --eval-every overrides. Without --suite and --envs the
+(evals_per_run), which --evals-per-run or --eval-every overrides. Without --suite and --envs the
 matrix is the cartpole suite. The estimated wall time of --dry-run, and the ETA
 while the matrix runs, come from timed runs per (algorithm, env): a training
 rate, a cost per periodic evaluation and a fixed cost per run (rlsuite/suites.py,
@@ -71,7 +71,7 @@ from rlsuite.cli import (
     positive_int,
 )
 from rlsuite.records import is_completed, read_summary
-from rlsuite.suites import Throughput, format_duration, get_suite
+from rlsuite.suites import Throughput, format_duration, get_suite, spread_evals
 
 ROOT = Path(__file__).resolve().parent
 PROG = "run_all_comparison.py"
@@ -380,7 +380,8 @@ def build_specs(args, algos, env_seeds: dict, overrides, values, runner_dir: Pat
                         extra += ["--total-steps", str(steps)]
                     eval_every = args.eval_every
                     if eval_every is None:
-                        eval_every = suite.eval_every(env_id, steps)
+                        eval_every = (suite.eval_every(env_id, steps) if args.evals_per_run is None
+                                      else spread_evals(steps, args.evals_per_run))
                         if eval_every is not None:
                             extra += ["--eval-every", str(eval_every)]
                     cmd = [sys.executable, str(runner), "--env", env_id, "--seed", str(seed),
@@ -1010,7 +1011,11 @@ def build_parser() -> OneLineParser:
     m.add_argument("--max-total-steps", type=positive_int, default=None, metavar="N",
                    help="cap every run's budget at N steps (a run whose budget is smaller keeps it): the "
                         "budget cut that fits a suite into a night, e.g. --suite overnight --seeds 1-3 "
-                        "--max-total-steps 500000 (default: no cap)")
+                        "--max-total-steps 1000000 --evals-per-run 25 (default: no cap)")
+    m.add_argument("--evals-per-run", type=positive_int, default=None, metavar="N",
+                   help="spread N periodic evaluations over every run's budget (--eval-every = budget / N, "
+                        "at least 5000), whatever its suite sets (suites.toml: evals_per_run; default: "
+                        "the suite's, else one per 5000 steps)")
     x = p.add_argument_group("execution")
     x.add_argument("--jobs", type=positive_int, default=None, metavar="N",
                    help="runs at a time; an A3C run takes as many slots as it has workers "
@@ -1108,6 +1113,9 @@ def plan(args):
         if args.max_total_steps > MAX_STEPS:
             raise UsageError(f"argument --max-total-steps: must be an integer in [1, {MAX_STEPS:,}], "
                              f"got {args.max_total_steps}")
+    if args.eval_every is not None and args.evals_per_run is not None:
+        raise UsageError("give --eval-every (steps between evaluations) or --evals-per-run (evaluations "
+                         "per run), not both")
     if args.threads is not None:
         check_threads(args.threads)
     env_seeds = suite_plan(args.suite, args.envs, seeds)

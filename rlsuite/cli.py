@@ -27,6 +27,8 @@ MAX_EVAL_EPISODES = 10_000      # episodes run side by side: one env object each
 MAX_VIDEO_EPISODES = 1_000
 MAX_STEPS = 10**12              # a step budget or interval; beyond any run this suite can hold
 EVAL_EVERY = 5000               # the protocol's default interval between periodic evaluations
+EVAL_EPISODES = 20              # the protocol's default episodes per periodic evaluation
+FINAL_EVAL_EPISODES = 100       # episodes of the final evaluation (docs/protocol.md)
 MAX_NUM_ENVS = 4096             # a vector env of 4096 CartPoles is ~100 MB of Python envs
 MAX_HIDDEN_SIZE = 65_536        # one 65536x65536 float32 layer is already 16 GiB
 MAX_HIDDEN_LAYERS = 16
@@ -231,7 +233,7 @@ def build_parser(prog: str, algo: str, config_cls, description: str = "") -> One
     add("seed", type=integer, default=1, metavar="N")
     add("results_dir", default="results", metavar="DIR")
     add("eval_every", type=integer, default=EVAL_EVERY, metavar="N")
-    add("eval_episodes", type=integer, default=20, metavar="N")
+    add("eval_episodes", type=integer, default=EVAL_EPISODES, metavar="N")
     add("record_video", action="store_true")
     add("video_episodes", type=integer, default=3, metavar="N")
     add("video_dir", default="videos", metavar="DIR")

@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from rlsuite.cli import UsageError
+from rlsuite.cli import FINAL_EVAL_EPISODES, UsageError
 from rlsuite.envs import ObsNormalization, env_action, make_env, run_episodes
 from rlsuite.records import read_json
 
@@ -32,7 +32,7 @@ def periodic_eval_seeds(seed: int, episodes: int) -> list[int]:
     return [10_000 + seed * 1_000 + i for i in range(episodes)]
 
 
-def final_eval_seeds(seed: int, episodes: int = 100) -> list[int]:
+def final_eval_seeds(seed: int, episodes: int = FINAL_EVAL_EPISODES) -> list[int]:
     """Protocol: final evaluation episode i is seeded 1_000_000 + seed * 1_000 + i."""
     return [1_000_000 + seed * 1_000 + i for i in range(episodes)]
 

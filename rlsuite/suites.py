@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rlsuite.cli import EVAL_EVERY, UsageError, parse_seeds
+from rlsuite.cli import EVAL_EPISODES, EVAL_EVERY, FINAL_EVAL_EPISODES, UsageError, parse_seeds
 from rlsuite.records import read_toml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,11 +47,17 @@ class Suite:
         spread over the suite's ``evals_per_run``, never closer than the protocol's default;
         None where the suite leaves the runner's default."""
         evals = self.env_evals.get(env_id)
-        return None if evals is None else max(EVAL_EVERY, budget // evals)
+        return None if evals is None else spread_evals(budget, evals)
 
     @property
     def envs(self) -> list[str]:
         return list(self.env_seeds)
+
+
+def spread_evals(budget: int, evals: int) -> int:
+    """The --eval-every that spreads ``evals`` periodic evaluations over ``budget`` steps,
+    never closer than the protocol's default."""
+    return max(EVAL_EVERY, budget // evals)
 
 
 def load_suites(path: Path = SUITES_FILE) -> dict[str, Suite]:
@@ -183,8 +189,13 @@ def wall_model(runs: list) -> WallModel:
     Where runs carry their training time, the rate is steps over training seconds, and the
     rest of each run's wall time (start-up, periodic evaluations, the final 100-episode
     evaluation) is fitted as ``overhead + evals * eval_s`` by least squares when the runs
-    made different numbers of evaluations (a suite spreads them over the budget,
-    suites.toml: evals_per_run), else taken as their mean overhead. Older runs without
+    made different numbers of evaluations. Runs that all made the same number (a suite's
+    full-budget runs: suites.toml, evals_per_run) cannot tell the two apart by a fit, so
+    their mean rest is split between the periodic evaluations and the final one in
+    proportion to the episodes each plays (EVAL_EPISODES per periodic evaluation,
+    FINAL_EVAL_EPISODES final), start-up neglected: seconds against the hundreds their
+    evaluations take; runs without periodic evaluations charge the whole rest once per
+    run. Older runs without
     their training time fit ``wall = overhead + steps / rate`` over two or more budgets
     (overhead >= 0, else a line through the origin; rate > 0), else the plain ratio of
     all steps to all seconds, which charges the overhead to the steps."""
@@ -199,7 +210,12 @@ def wall_model(runs: list) -> WallModel:
             if per_eval < 0:
                 overhead, per_eval = float(np.mean(rest_s)), 0.0
             return WallModel(overhead, rate, per_eval)
-        return WallModel(float(np.mean([max(0.0, r.wall_s - r.train_s) for r in timed])), rate, None)
+        mean_rest = float(np.mean([max(0.0, r.wall_s - r.train_s) for r in timed]))
+        evals = rest[0][0] if rest and len(rest) == len(timed) else 0
+        if evals > 0:
+            per_episode = mean_rest / (evals * EVAL_EPISODES + FINAL_EVAL_EPISODES)
+            return WallModel(FINAL_EVAL_EPISODES * per_episode, rate, EVAL_EPISODES * per_episode)
+        return WallModel(mean_rest, rate, None)
     ratio = WallModel(0.0, sum(r.steps for r in runs) / sum(r.wall_s for r in runs), None)
     if len({r.steps for r in runs}) < 2:
         return ratio

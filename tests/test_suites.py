@@ -114,9 +114,12 @@ def test_wall_model_takes_the_rate_from_training_time_and_fits_the_rest_per_eval
     # 5M steps evaluated every 100k (50 evaluations) against every 5k (1,000)
     assert model.estimate_s(5_000_000, 50) == pytest.approx(4 + 2500 + 25)
     assert model.estimate_s(5_000_000, 1000) == pytest.approx(4 + 2500 + 500)
-    # one cadence: the rest is the runs' mean, charged once per run
+    # one cadence: the runs' mean rest (7 s) split by episodes, 4 x 20 periodic against 100 final
     same = wall_model([TimedRun(20000, 16.0, 4, 10.0), TimedRun(40000, 28.0, 4, 20.0)])
-    assert same == (pytest.approx(7.0), pytest.approx(2000.0), None)
+    assert same == (pytest.approx(700 / 180), pytest.approx(2000.0), pytest.approx(140 / 180))
+    assert same.estimate_s(20000, 4) == pytest.approx(17.0)  # the same cadence: the mean rest, exactly
+    # no periodic evaluations at all: the rest is charged once per run
+    assert wall_model([TimedRun(20000, 16.0, 0, 10.0)]) == (pytest.approx(6.0), pytest.approx(2000.0), None)
     # a run whose final evaluation took long cannot give a negative cost per evaluation
     assert wall_model([TimedRun(20000, 40.0, 0, 10.0), TimedRun(20000, 16.0, 4, 10.0)]).eval_s == 0.0
     # runs without their training time (older tables) fall back to the steps-only fit
@@ -235,16 +238,41 @@ def test_max_total_steps_caps_only_the_longer_budgets(tmp_path):
     assert_usage_error(proc, "--max-total-steps")
 
 
-def test_the_readmes_overnight_cut_fits_ten_hours_on_two_cores(tmp_path):
+def test_full_budget_runs_of_one_cadence_estimate_fewer_evaluations_as_cheaper():
+    # 1M steps at 2,000 steps/s, 50 evaluations of 20 episodes and a final one of 100, 0.3 s per
+    # episode: the rest is 1,100 episodes, 330 s
+    runs = [TimedRun(1_000_000, 500.0 + 330.0, 50, 500.0)] * 3
+    model = wall_model(runs)
+    assert model.estimate_s(1_000_000, 50) == pytest.approx(830.0)
+    assert model.estimate_s(1_000_000, 25) == pytest.approx(830.0 - 25 * 20 * 0.3)
+
+
+def test_evals_per_run_spreads_that_many_evaluations_over_every_budget(tmp_path):
+    proc = orchestrate(tmp_path, "--suite", "overnight", "--algos", "ppo", "--seeds", "1", "--max-total-steps",
+                       "1000000", "--evals-per-run", "25", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    lines = {line.split(" [")[0]: line for line in proc.stdout.splitlines() if line.startswith("ppo ")}
+    # every env, whether its suite sets evals_per_run (mujoco: 50) or not (classic)
+    for env in ("HalfCheetah-v5", "BipedalWalker-v3", "Acrobot-v1"):
+        budget = min(orchestrator.run_budget("ppo", env, {}, None), 1_000_000)
+        assert lines[f"ppo {env} seed 1"].endswith(f"--eval-every {max(5000, budget // 25)}")
+        assert lines[f"ppo {env} seed 1"].count("--eval-every") == 1
+    proc = orchestrate(tmp_path, "--suite", "mujoco", "--evals-per-run", "25", "--eval-every", "7000", "--dry-run")
+    assert_usage_error(proc, "--eval-every", "--evals-per-run")
+    proc = orchestrate(tmp_path, "--suite", "mujoco", "--evals-per-run", "0", "--dry-run")
+    assert_usage_error(proc, "--evals-per-run")
+
+
+def test_the_readmes_overnight_cut_fits_ten_hours_on_two_cores(tmp_path, monkeypatch, capsys):
     # README, "Run the full comparison": the suite at the presets' budgets does not fit a night
     # on 2 cores; this cut does, by the shipped throughput table (the results tree is empty)
-    proc = orchestrate(tmp_path, "--suite", "overnight", "--seeds", "1-3", "--max-total-steps", "1000000",
-                       "--jobs", "2", "--dry-run")
-    assert proc.returncode == 0, proc.stderr
+    cut = "--suite overnight --seeds 1-3 --max-total-steps 1000000 --evals-per-run 25"
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    assert "--suite overnight --seeds 1-3 --max-total-steps 1000000" in " ".join(readme.split())
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("estimated wall time on 2 slot(s): "))
-    value, unit = line.split(": ")[1].split()[:2]
-    hours = float(value) * {"s": 1 / 3600, "min": 1 / 60, "h": 1.0}[unit]
+    assert cut in " ".join(readme.split())
+    # the estimate unrounded (the dry run prints it to 0.1 h)
+    monkeypatch.setattr(orchestrator, "format_duration", lambda seconds: f"{seconds / 3600:.4f} h")
+    status = orchestrator.main([*cut.split(), "--jobs", "2", "--dry-run", "--results-dir", str(tmp_path / "r")])
+    assert status == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("estimated wall time on 2 slot(s): "))
     assert "not timed yet" not in line
-    assert hours <= 10.0, line
+    assert float(line.split(": ")[1].split()[0]) <= 10.0, line
