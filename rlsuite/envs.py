@@ -239,6 +239,35 @@ class Normalization:
         return self.obs or self.reward
 
 
+class RunningMeanStd(gym.wrappers.utils.RunningMeanStd):
+    """Gymnasium's running mean and variance, with a shortcut for a batch of one sample.
+
+    A single env's NormalizeObservation and NormalizeReward, and the vector ones over one
+    env (PPO's and TRPO's MuJoCo presets), update their statistics with one row per step.
+    Gymnasium computes that row's mean and variance with ``np.mean`` and ``np.var``: two
+    reductions through numpy's Python-level helpers, tens of microseconds a step, to return
+    the row itself and zeros. The shortcut passes the row and ``(row - row)**2`` (zeros, or
+    NaN where the row is not finite, as ``np.var`` gives) to the same update, so the
+    statistics are bit-identical (tests/test_envs.py); ``bench/normalize_step.py`` times it.
+    """
+
+    def update(self, x):
+        if getattr(x, "ndim", 0) >= 1 and x.shape[0] == 1:
+            row = x[0]
+            self.update_from_moments(row, np.square(row - row), 1)
+        else:
+            super().update(x)
+
+
+def _fast_statistics(wrapper, attr: str) -> None:
+    """Give ``wrapper``'s statistics object (``obs_rms`` or ``return_rms``, made by Gymnasium)
+    the shortcut above: the same object, its class swapped for the subclass, which adds
+    no state."""
+    stats = getattr(wrapper, attr)
+    if type(stats) is gym.wrappers.utils.RunningMeanStd:
+        stats.__class__ = RunningMeanStd
+
+
 def normalize_vec_env(envs, norm: Normalization):
     """Wrap a vector env: RecordEpisodeStatistics, then the switched-on normalizations.
 
@@ -248,9 +277,11 @@ def normalize_vec_env(envs, norm: Normalization):
     envs = vector_wrappers.RecordEpisodeStatistics(envs)
     if norm.obs:
         envs = vector_wrappers.NormalizeObservation(envs, epsilon=norm.epsilon)
+        _fast_statistics(envs, "obs_rms")
         envs = vector_wrappers.TransformObservation(envs, lambda o: np.clip(o, -norm.obs_clip, norm.obs_clip))
     if norm.reward:
         envs = vector_wrappers.NormalizeReward(envs, gamma=norm.gamma, epsilon=norm.epsilon)
+        _fast_statistics(envs, "return_rms")
         envs = vector_wrappers.ClipReward(envs, -norm.reward_clip, norm.reward_clip)
     return envs
 
@@ -261,12 +292,14 @@ def normalize_env(env: gym.Env, norm: Normalization, share_with: gym.Env | None 
     env = gym.wrappers.RecordEpisodeStatistics(env)
     if norm.obs:
         env = gym.wrappers.NormalizeObservation(env, epsilon=norm.epsilon)
+        _fast_statistics(env, "obs_rms")
         if share_with is not None:
             env.obs_rms = find_wrapper(share_with, gym.wrappers.NormalizeObservation).obs_rms
         env = gym.wrappers.TransformObservation(
             env, lambda o: np.clip(o, -norm.obs_clip, norm.obs_clip), env.observation_space)
     if norm.reward:
         env = gym.wrappers.NormalizeReward(env, gamma=norm.gamma, epsilon=norm.epsilon)
+        _fast_statistics(env, "return_rms")
         if share_with is not None:
             env.return_rms = find_wrapper(share_with, gym.wrappers.NormalizeReward).return_rms
         env = gym.wrappers.ClipReward(env, -norm.reward_clip, norm.reward_clip)

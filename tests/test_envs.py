@@ -109,3 +109,56 @@ def test_a_mujoco_compiler_warning_is_printed_once_not_per_env(capfd):
         make_env("HalfCheetah-v5").close()
     make_vec_env("HalfCheetah-v5", 2, seed=0).close()
     assert capfd.readouterr().err.count("settotalmass") <= 1
+
+
+def test_the_single_sample_shortcut_keeps_gymnasiums_statistics_to_the_bit(monkeypatch):
+    from gymnasium.wrappers.utils import RunningMeanStd as GymRunningMeanStd
+
+    from rlsuite.envs import RunningMeanStd
+    rng = np.random.default_rng(0)
+    for dtype, shape in ((np.float32, (3,)), (np.float64, (11,)), (np.float64, ())):
+        ours, theirs = RunningMeanStd(shape=shape, dtype=dtype), GymRunningMeanStd(shape=shape, dtype=dtype)
+        batches = [rng.normal(5.0, 3.0, (1, *shape)).astype(dtype) for _ in range(50)]
+        batches += [rng.normal(size=(4, *shape)).astype(dtype), rng.normal(size=(1, *shape)).astype(dtype) * 1e6]
+        for x in batches:
+            ours.update(x)
+            theirs.update(x)
+            assert ours.count == theirs.count
+            assert ours.mean.dtype == theirs.mean.dtype and np.array_equal(ours.mean, theirs.mean)
+            assert np.array_equal(ours.var, theirs.var)
+    # a row that is not finite gives np.var's NaN, not 0
+    ours, theirs = RunningMeanStd(shape=(2,)), GymRunningMeanStd(shape=(2,))
+    x = np.array([[np.inf, 1.0]])
+    with np.errstate(invalid="ignore"):
+        ours.update(x)
+        theirs.update(x)
+    assert np.array_equal(ours.var, theirs.var, equal_nan=True) and np.isnan(ours.var[0])
+
+    def no_reduction(*args, **kwargs):
+        raise AssertionError("a one-row batch went through np.mean / np.var")
+    monkeypatch.setattr(np, "mean", no_reduction)
+    monkeypatch.setattr(np, "var", no_reduction)
+    RunningMeanStd(shape=(3,)).update(np.ones((1, 3)))  # the shortcut: no reduction
+    with pytest.raises(AssertionError):
+        GymRunningMeanStd(shape=(3,)).update(np.ones((1, 3)))
+
+
+def test_normalized_envs_use_the_shortcut_and_step_as_gymnasiums_wrappers_do():
+    from rlsuite.envs import Normalization, RunningMeanStd, find_wrapper, normalize_env
+    norm = Normalization(obs=True, reward=True)
+    ours = normalize_env(make_env("Pendulum-v1"), norm)
+    assert isinstance(find_wrapper(ours, gym.wrappers.NormalizeObservation).obs_rms, RunningMeanStd)
+    assert isinstance(find_wrapper(ours, gym.wrappers.NormalizeReward).return_rms, RunningMeanStd)
+    theirs = gym.wrappers.ClipReward(gym.wrappers.NormalizeReward(gym.wrappers.TransformObservation(
+        gym.wrappers.NormalizeObservation(gym.wrappers.RecordEpisodeStatistics(make_env("Pendulum-v1"))),
+        lambda o: np.clip(o, -10.0, 10.0), None), gamma=0.99), -10.0, 10.0)
+    ours.reset(seed=1)
+    theirs.reset(seed=1)
+    actions = np.random.default_rng(1).uniform(-2, 2, (300, 1)).astype(np.float32)
+    for a in actions:
+        o1, r1, *_ = ours.step(a)
+        o2, r2, *_ = theirs.step(a)
+        assert np.array_equal(o1, o2) and r1 == r2
+    vec = make_vec_env("Pendulum-v1", 1, 0, norm)
+    assert isinstance(find_wrapper(vec, gym.wrappers.vector.NormalizeObservation).obs_rms, RunningMeanStd)
+    vec.close()
