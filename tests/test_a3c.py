@@ -237,3 +237,11 @@ def test_flat_parameters_keeps_the_values_and_makes_every_parameter_a_view_of_on
     # the runner saves each tensor in a storage of its own, not the whole flat tensor per view
     state = saved_state(actor)
     assert sum(t.untyped_storage().nbytes() for t in state.values()) == 4 * sum(p.numel() for p in actor.parameters())
+
+
+def test_the_update_benchmark_runs_and_finds_both_adam_paths_bit_identical():
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "a3c_update.py"), "--rounds", "1", "--calls", "4"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "parameters bit-identical after 20 steps: True" in proc.stdout
+    assert proc.stdout.count("ratio") == 3

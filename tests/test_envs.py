@@ -1,9 +1,15 @@
-"""Autoreset masking, truncation versus termination, seeded envs."""
+"""Autoreset masking, truncation versus termination, seeded envs, normalization statistics."""
+import subprocess
+import sys
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.wrappers.utils import RunningMeanStd as GymRunningMeanStd
 
-from rlsuite.envs import AutoresetTracker, EnvError, describe_env, make_env, make_vec_env, run_episodes
+from rlsuite.envs import (AutoresetTracker, EnvError, Normalization, RunningMeanStd, describe_env, find_wrapper,
+                          make_env, make_vec_env, normalize_env, run_episodes)
 
 
 def test_tracker_masks_the_reset_step_after_an_episode_end():
@@ -112,9 +118,6 @@ def test_a_mujoco_compiler_warning_is_printed_once_not_per_env(capfd):
 
 
 def test_the_single_sample_shortcut_keeps_gymnasiums_statistics_to_the_bit(monkeypatch):
-    from gymnasium.wrappers.utils import RunningMeanStd as GymRunningMeanStd
-
-    from rlsuite.envs import RunningMeanStd
     rng = np.random.default_rng(0)
     for dtype, shape in ((np.float32, (3,)), (np.float64, (11,)), (np.float64, ())):
         ours, theirs = RunningMeanStd(shape=shape, dtype=dtype), GymRunningMeanStd(shape=shape, dtype=dtype)
@@ -144,7 +147,6 @@ def test_the_single_sample_shortcut_keeps_gymnasiums_statistics_to_the_bit(monke
 
 
 def test_normalized_envs_use_the_shortcut_and_step_as_gymnasiums_wrappers_do():
-    from rlsuite.envs import Normalization, RunningMeanStd, find_wrapper, normalize_env
     norm = Normalization(obs=True, reward=True)
     ours = normalize_env(make_env("Pendulum-v1"), norm)
     assert isinstance(find_wrapper(ours, gym.wrappers.NormalizeObservation).obs_rms, RunningMeanStd)
@@ -162,3 +164,11 @@ def test_normalized_envs_use_the_shortcut_and_step_as_gymnasiums_wrappers_do():
     vec = make_vec_env("Pendulum-v1", 1, 0, norm)
     assert isinstance(find_wrapper(vec, gym.wrappers.vector.NormalizeObservation).obs_rms, RunningMeanStd)
     vec.close()
+
+
+def test_the_normalized_step_benchmark_runs_and_finds_both_paths_identical():
+    script = Path(__file__).resolve().parent.parent / "bench" / "normalize_step.py"
+    proc = subprocess.run([sys.executable, str(script), "--envs", "Pendulum-v1", "--steps", "300", "--rounds", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "identical observations and rewards: True" in proc.stdout
