@@ -247,6 +247,7 @@ def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_a
         actor = build_actor(obs_dim, n_actions, cfg, action_dim=action_dim)
         critic = build_critic(obs_dim, cfg)
         actor_params, critic_params = list(actor.parameters()), list(critic.parameters())
+        local_params = actor_params + critic_params  # in the order of the flat tensor's views
         params = flat_parameters(actor, critic)  # theta', phi': the local copies, views of one tensor
         sample = actor.sampler()  # a ~ pi_theta', numpy in and out; step 1 copies in place
         ep_return, ep_length = 0.0, 0
@@ -308,7 +309,7 @@ def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_a
             policy_loss = policy_loss_fn(logp, returns - values.detach())
             value_loss = 0.5 * (values - returns).square().mean()
             loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
-            for p in actor_params + critic_params:
+            for p in local_params:
                 p.grad = None
             loss.backward()
             # Each network is clipped on its own, so the critic's error, whose gradient scales
@@ -319,9 +320,7 @@ def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_a
             # 5. Push the local gradients into the global model (Hogwild: no lock).
             step_now = shared.counter.value
             lr = cfg.learning_rate * (max(0.0, 1.0 - step_now / cfg.total_steps) if cfg.anneal_lr else 1.0)
-            grads = torch.cat([p.grad.reshape(-1) if p.grad is not None else torch.zeros(p.numel())
-                               for p in actor_params + critic_params])
-            shared.optimizer.step([grads], lr)
+            shared.optimizer.step([torch.cat([p.grad.reshape(-1) for p in local_params])], lr)
             with torch.no_grad():
                 log_ratio = shared.actor.dist(obs_t).log_prob(actions_t) - logp.detach()
             shared.queue.put(("update", index, step_now, {
