@@ -98,7 +98,9 @@ def main() -> int:
     rollout.Rollout.collect, rollout.gae = collect, gae
     rest = cpu - buckets["rollout"] - buckets["gae"]
     n = cfg.num_envs * cfg.num_steps
-    grad_steps = steps // n * cfg.update_epochs * max(1, -(-n // cfg.minibatch_size))
+    iterations = -(-steps // n)  # train() finishes the rollout that crosses the budget
+    steps = iterations * n
+    grad_steps = iterations * cfg.update_epochs * -(-n // cfg.minibatch_size)
     step_s, bare_s = buckets["env.step"], buckets["bare envs"]
     print(f"{args.env}, {steps} steps: {wall:.2f} s wall, {cpu:.2f} s CPU, {steps / wall:.0f} steps/s wall")
     print(f"  rollout {buckets['rollout']:.2f} s ({buckets['rollout'] / steps * 1e6:.0f} us/step): "

@@ -1,5 +1,8 @@
 """PPO: loss pieces against hand values, the runner's files, determinism, learning."""
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,3 +85,16 @@ def test_ppo_learns_cartpole_with_defaults_in_15k_steps(results):
     policy = ppo.load_policy(run_dir(results, "ppo", seed))
     actions = policy(np.zeros((3, 4), dtype=np.float32))
     assert actions.shape == (3,)
+
+
+def test_the_profile_benchmark_counts_the_whole_rollout_a_small_budget_runs():
+    # 2 envs x 64 steps = 128 steps per rollout: a 50-step budget still trains one
+    # rollout and its 2 epochs x 2 minibatches (it divided by zero minibatch steps before).
+    script = Path(__file__).resolve().parent.parent / "bench" / "profile_ppo.py"
+    proc = subprocess.run([sys.executable, str(script), "--steps", "50", "--profile-steps", "50",
+                           "--eval-episodes", "1", "--", "--num-envs", "2", "--num-steps", "64",
+                           "--minibatch-size", "64", "--update-epochs", "2"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "CartPole-v1, 128 steps:" in proc.stdout
+    assert "~4 minibatch steps" in proc.stdout
