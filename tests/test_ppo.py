@@ -2,14 +2,13 @@
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import ppo
-from conftest import (assert_same_seed_same_episodes, assert_usage_error, learning_seed, read_run, run_dir,
+from conftest import (ROOT, assert_same_seed_same_episodes, assert_usage_error, learning_seed, read_run, run_dir,
                       run_script)
 from rlsuite.records import UPDATE_COLUMNS
 
@@ -90,8 +89,7 @@ def test_ppo_learns_cartpole_with_defaults_in_15k_steps(results):
 def test_the_profile_benchmark_counts_the_whole_rollout_a_small_budget_runs():
     # 2 envs x 64 steps = 128 steps per rollout: a 50-step budget still trains one
     # rollout and its 2 epochs x 2 minibatches (it divided by zero minibatch steps before).
-    script = Path(__file__).resolve().parent.parent / "bench" / "profile_ppo.py"
-    proc = subprocess.run([sys.executable, str(script), "--steps", "50", "--profile-steps", "50",
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "profile_ppo.py"), "--steps", "50", "--profile-steps", "50",
                            "--eval-episodes", "1", "--", "--num-envs", "2", "--num-steps", "64",
                            "--minibatch-size", "64", "--update-epochs", "2"],
                           capture_output=True, text=True, timeout=300)
