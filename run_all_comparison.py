@@ -70,6 +70,7 @@ from rlsuite.cli import (
     parse_seeds,
     positive_int,
 )
+from rlsuite.processes import runner_env
 from rlsuite.records import is_completed, read_summary
 from rlsuite.suites import Throughput, format_duration, get_suite, spread_evals
 
@@ -419,7 +420,7 @@ def ray_run(cmd: list[str], log_path: str, cwd: str, timeout: float | None, grac
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
-                                start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                                start_new_session=True, env=runner_env())
         timed_out = stopped = False
         try:
             while proc.poll() is None:
@@ -469,7 +470,7 @@ class LocalBackend:
         spec.run_dir.mkdir(parents=True, exist_ok=True)
         log = open(spec.log_path, "w", encoding="utf-8")
         proc = subprocess.Popen(spec.cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                                start_new_session=True, env=runner_env())
         return {"proc": proc, "log": log, "start": time.monotonic(), "term_at": None, "timed_out": False,
                 "timeout": spec.timeout_s}
 

@@ -66,6 +66,7 @@ from rlsuite.evaluation import (
     read_run_config,
     record_video,
 )
+from rlsuite.processes import stop_with_parent
 from rlsuite.records import (
     EPISODE_COLUMNS,
     EVAL_COLUMNS,
@@ -524,6 +525,7 @@ def main(algo: str, config_cls, train, *, update_columns=(), episode_columns=(),
     prog = f"{algo}_benchmark.py"
     try:
         with _StopSignals():
+            stop_with_parent()  # started by the orchestrator: do not outlive it
             args, cfg, info, run_dir = _check_inputs(algo, config_cls, argv, prog, description)
             if args.evaluate is not None:
                 return _evaluate_only(algo, config_cls, args)

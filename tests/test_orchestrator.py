@@ -315,6 +315,42 @@ def test_policy_gradient_matrix_end_to_end(tmp_path):
     assert "| CartPole-v1 | policy_gradient |" in (tmp_path / "report" / "report.md").read_text()
 
 
+def test_a_killed_orchestrator_takes_its_runners_down_with_their_rows_kept(tmp_path):
+    """SIGKILL leaves the orchestrator no chance to stop its runners (each in a process group of
+    its own): the kernel's parent-death signal must, or they run on as orphans."""
+    results = tmp_path / "results"
+    orchestrator = subprocess.Popen(
+        [sys.executable, str(ROOT / "run_all_comparison.py"), "--algos", "policy_gradient", "--seeds", "1",
+         "--total-steps", "10000000", "--results-dir", str(results), "--report-dir", str(tmp_path / "report"),
+         "--video-dir", str(tmp_path / "videos"), "--no-progress", "--no-aggregate"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    folder = run_dir(results, "policy_gradient")
+    deadline = time.monotonic() + 60
+    while not ((folder / "episodes.csv").is_file()
+               and len((folder / "episodes.csv").read_text().splitlines()) > 20):
+        assert time.monotonic() < deadline and orchestrator.poll() is None
+        time.sleep(0.1)
+    orchestrator.kill()
+    orchestrator.wait()
+    deadline = time.monotonic() + 30
+    while not (folder / "summary.json").is_file():
+        assert time.monotonic() < deadline, "the runner outlived its orchestrator"
+        time.sleep(0.1)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert summary["total_steps"] >= 20
+    import fcntl
+    deadline = time.monotonic() + 30
+    with open(folder / ".lock") as lock:  # the runner holds it until it exits
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                assert time.monotonic() < deadline, "the runner did not exit"
+                time.sleep(0.1)
+
+
 def ray_home(tmp_path) -> dict:
     """A throwaway local cluster (``--address local``) writes ~/.ray/auth_token when there is none,
     after which every ``ray start --head`` on the machine requires it: give it a home of its own."""

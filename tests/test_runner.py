@@ -1,6 +1,7 @@
 """The shared runner, exercised through policy_gradient_benchmark.py as a user would."""
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -150,6 +151,25 @@ def test_signal_ends_the_run_with_rows_flushed_and_status_interrupted(tmp_path, 
     assert len(run["episodes"]) >= 20
     assert run["episodes"]["length"].notna().all()
     assert run["summary"]["total_steps"] >= run["episodes"]["global_step"].iloc[-1]
+
+
+def test_a_runner_whose_starting_process_is_already_gone_stops_before_writing(tmp_path):
+    """The orchestrator names itself in RLSUITE_PARENT_PID; a runner that finds another parent
+    (the orchestrator died before the runner started) stops at once, as on SIGTERM."""
+    env = dict(os.environ, RLSUITE_PARENT_PID=str(os.getpid() + 10**6))
+    proc = subprocess.run([sys.executable, str(ROOT / RUNNER), "--results-dir", str(tmp_path)],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert proc.returncode == 130, proc.stderr
+    assert "interrupted" in proc.stderr and "Traceback" not in proc.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_runner_started_by_hand_does_not_ask_for_a_parent_death_signal(monkeypatch):
+    from rlsuite.processes import PARENT_PID_VAR, runner_env, stop_with_parent
+
+    monkeypatch.delenv(PARENT_PID_VAR, raising=False)
+    assert stop_with_parent() is False
+    assert runner_env()[PARENT_PID_VAR] == str(os.getpid())
 
 
 def test_evaluate_reports_the_final_eval_and_changes_nothing(finished_run, tmp_path):
