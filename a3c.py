@@ -50,7 +50,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlsuite.distributions import Actor
+from rlsuite.distributions import Actor, SDEConfig
 from rlsuite.envs import (Normalization, NormalizationConfig, ObsNormalization, env_action, find_wrapper, make_env,
                           normalize_env)
 from rlsuite.evaluation import load_policy  # noqa: F401  (the protocol's loader, written once)
@@ -68,7 +68,7 @@ RUN_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass
-class A3CConfig(NormalizationConfig):
+class A3CConfig(SDEConfig, NormalizationConfig):
     total_steps: int = 200_000
     """training budget in environment steps, all workers together (a shared counter enforces it)"""
     num_workers: int = os.cpu_count() or 1
@@ -117,7 +117,8 @@ def build_actor(obs_dim: int, n_actions: int | None, cfg: A3CConfig, action_dim:
     mean of a diagonal Gaussian with a learnable log sigma (Box: ``action_dim``); head gain 0.01: a
     near-uniform, or near-zero-mean, start."""
     return Actor(mlp([obs_dim, *cfg.hidden_sizes, action_dim or n_actions], output_gain=0.01),
-                 action_dim=action_dim, log_std_init=cfg.log_std_init)
+                 action_dim=action_dim, log_std_init=cfg.log_std_init,
+                 use_sde=cfg.use_sde, sde_sample_freq=cfg.sde_sample_freq)
 
 
 def build_critic(obs_dim: int, cfg: A3CConfig) -> torch.nn.Module:
@@ -260,6 +261,8 @@ def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_a
             # 1. Copy theta, phi from the global model (in place: the sampler reads views of them).
             with torch.no_grad():
                 params.copy_(shared.params)
+            if actor.use_sde:  # gSDE: a new noise matrix per segment, this worker's rollout
+                sample = actor.sampler()
 
             # 2. Act for up to t_max steps, or to the end of the episode.
             seg_obs, seg_actions, seg_rewards = [], [], []

@@ -104,8 +104,9 @@ SDE_EPSILON = 1e-6  # added to the gSDE variance so that a zero latent still giv
 
 @dataclass
 class SDEConfig:
-    """The gSDE fields of the configs whose rollouts use ``rlsuite.rollout.Rollout`` (A2C, PPO, TRPO):
-    one flag each, the same in all three, as in Stable-Baselines3, whose A2C and PPO have them."""
+    """The gSDE fields of the configs with Gaussian policies to explore with: A2C, PPO and TRPO, whose
+    rollouts use ``rlsuite.rollout.Rollout``, and A3C, whose worker's segment is its rollout; the same
+    flags in all four, as in Stable-Baselines3, whose A2C and PPO have them."""
 
     use_sde: bool = False
     """generalized state-dependent exploration (Raffin, Kober and Stulp 2021, rl-zoo's use_sde; Box actions only):

@@ -240,5 +240,21 @@ def test_ppo_learns_pendulum_with_gsde(results):
     assert run["summary"]["final_eval_mean"] > LEARN_THRESHOLD, run["summary"]
 
 
+def test_a3c_runs_with_gsde_and_saves_its_noise_scale_matrix(results):
+    """A3C's workers act with gSDE (a noise matrix drawn per segment) and the run saves the
+    (features x action_dim) log sigma that goes with it; its evaluation is the mean's."""
+    proc = run_script("a3c_benchmark.py", "--env", "Pendulum-v1", "--total-steps", 2000, "--num-workers", 1,
+                      "--num-steps", 16, "--use-sde", "--sde-sample-freq", 4, "--eval-every", 1000,
+                      "--eval-episodes", 2, "--results-dir", results)
+    assert proc.returncode == 0, proc.stderr
+    path = run_dir(results, "a3c", 1, "Pendulum-v1")
+    run = read_run(path)
+    assert run["config"]["hyperparameters"]["use_sde"] is True
+    assert run["summary"]["status"] == "completed" and run["summary"]["total_steps"] == 2000
+    assert tuple(torch.load(path / "model.pt")["log_std"].shape) == (64, 1)
+    act = load_policy(path)
+    assert np.array_equal(act(np.zeros((3, 3), dtype=np.float32)), act(np.zeros((3, 3), dtype=np.float32)))
+
+
 LEARN_STEPS = 49_152
 LEARN_THRESHOLD = -700.0

@@ -220,8 +220,8 @@ def test_sde_sampler_without_noise_plays_the_mean():
     np.testing.assert_allclose(actor.sampler()(obs), mean, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("module", ["a2c", "ppo", "trpo"])
-def test_the_rollout_algorithms_build_a_gsde_actor_from_their_config(module):
+@pytest.mark.parametrize("module", ["a2c", "a3c", "ppo", "trpo"])
+def test_the_actor_critic_algorithms_build_a_gsde_actor_from_their_config(module):
     mod = importlib.import_module(module)
     cfg_cls = algorithms.get(module).config_class()
     assert cfg_cls().use_sde is False and cfg_cls().sde_sample_freq == 0
