@@ -70,7 +70,7 @@ from rlsuite.cli import (
     parse_seeds,
     positive_int,
 )
-from rlsuite.processes import runner_env
+from rlsuite.processes import start_runner
 from rlsuite.records import is_completed, read_summary
 from rlsuite.suites import Throughput, format_duration, get_suite, spread_evals
 
@@ -419,8 +419,7 @@ def ray_run(cmd: list[str], log_path: str, cwd: str, timeout: float | None, grac
     start = time.monotonic()
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
-                                start_new_session=True, env=runner_env())
+        proc = start_runner(cmd, log, cwd)
         timed_out = stopped = False
         try:
             while proc.poll() is None:
@@ -469,8 +468,7 @@ class LocalBackend:
     def start(self, spec: RunSpec) -> dict:
         spec.run_dir.mkdir(parents=True, exist_ok=True)
         log = open(spec.log_path, "w", encoding="utf-8")
-        proc = subprocess.Popen(spec.cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                start_new_session=True, env=runner_env())
+        proc = start_runner(spec.cmd, log, ROOT)
         return {"proc": proc, "log": log, "start": time.monotonic(), "term_at": None, "timed_out": False,
                 "timeout": spec.timeout_s}
 

@@ -73,7 +73,7 @@ from rlsuite.cli import (
     integer,
     positive_int,
 )
-from rlsuite.processes import runner_env
+from rlsuite.processes import start_runner
 from rlsuite.records import read_summary
 
 ROOT = Path(__file__).resolve().parent
@@ -230,8 +230,7 @@ def run_seed(trial, cmd: list[str], trial_root: Path, run_dir: Path, seed: int, 
     run_dir.mkdir(parents=True, exist_ok=True)
     evals: list[float] = []
     with open(trial_root / "runner.log", "a" if k else "w", encoding="utf-8") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                start_new_session=True, env=runner_env())
+        proc = start_runner(cmd, log, ROOT)
         try:
             finished = False
             while not finished:

@@ -13,19 +13,23 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 
 PARENT_PID_VAR = "RLSUITE_PARENT_PID"
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def runner_env() -> dict[str, str]:
-    """The environment for a runner this process starts and waits for.
+def start_runner(cmd: list[str], log, cwd) -> subprocess.Popen:
+    """Start a runner whose output goes to ``log``, in a session and process group of its own
+    (a terminal's Ctrl-C reaches the caller, which stops it), unbuffered, naming this process
+    as its parent so that it stops if this process dies without stopping it.
 
-    The process that calls this must be the one (and the thread) that starts the runner
-    and outlives it: the kernel signals the runner when the thread that forked it ends.
+    The caller must be the process (and the thread) that waits for the runner: the kernel
+    signals the runner when the thread that forked it ends.
     """
-    return dict(os.environ, PYTHONUNBUFFERED="1", **{PARENT_PID_VAR: str(os.getpid())})
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **{PARENT_PID_VAR: str(os.getpid())})
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True, env=env)
 
 
 def stop_with_parent() -> bool:

@@ -7,6 +7,7 @@ on a token-authenticated two-node Ray cluster started on this machine.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -339,7 +340,6 @@ def test_a_killed_orchestrator_takes_its_runners_down_with_their_rows_kept(tmp_p
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["status"] == "interrupted"
     assert summary["total_steps"] >= 20
-    import fcntl
     deadline = time.monotonic() + 30
     with open(folder / ".lock") as lock:  # the runner holds it until it exits
         while True:

@@ -89,8 +89,8 @@ def test_ppo_learns_cartpole_with_defaults_in_15k_steps(results):
 def test_the_profile_benchmark_counts_the_whole_rollout_a_small_budget_runs():
     # 2 envs x 64 steps = 128 steps per rollout: a 50-step budget still trains one
     # rollout and its 2 epochs x 2 minibatches (it divided by zero minibatch steps before).
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "profile_ppo.py"), "--steps", "50", "--profile-steps", "50",
-                           "--eval-episodes", "1", "--", "--num-envs", "2", "--num-steps", "64",
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "profile_ppo.py"), "--steps", "50",
+                           "--profile-steps", "50", "--eval-episodes", "1", "--", "--num-envs", "2", "--num-steps", "64",
                            "--minibatch-size", "64", "--update-epochs", "2"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

@@ -164,12 +164,14 @@ def test_a_runner_whose_starting_process_is_already_gone_stops_before_writing(tm
     assert not any(tmp_path.iterdir())
 
 
-def test_a_runner_started_by_hand_does_not_ask_for_a_parent_death_signal(monkeypatch):
-    from rlsuite.processes import PARENT_PID_VAR, runner_env, stop_with_parent
+def test_a_runner_started_by_hand_does_not_ask_for_a_parent_death_signal(monkeypatch, tmp_path):
+    from rlsuite.processes import PARENT_PID_VAR, start_runner, stop_with_parent
 
     monkeypatch.delenv(PARENT_PID_VAR, raising=False)
     assert stop_with_parent() is False
-    assert runner_env()[PARENT_PID_VAR] == str(os.getpid())
+    with open(tmp_path / "log", "w") as log:  # what the orchestrator starts is told who started it
+        start_runner([sys.executable, "-c", f"import os; print(os.environ['{PARENT_PID_VAR}'])"], log, ROOT).wait()
+    assert (tmp_path / "log").read_text().strip() == str(os.getpid())
 
 
 def test_evaluate_reports_the_final_eval_and_changes_nothing(finished_run, tmp_path):
