@@ -113,8 +113,8 @@ class SDEConfig:
     the noise is the last hidden layer's features times a random matrix, drawn anew per env at the start
     of each rollout, so it varies smoothly with the state instead of independently at every step"""
     sde_sample_freq: int = 0
-    """with use_sde, draw new noise matrices every this many rollout steps as well; 0: only at the start of
-    each rollout (rl-zoo's sde_sample_freq -1)"""
+    """with use_sde, draw new noise matrices every this many rollout steps as well (no effect at or above the
+    rollout's length, num_steps); 0: only at the start of each rollout (rl-zoo's sde_sample_freq -1)"""
 
 
 def sde_log_std(latent: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
