@@ -50,6 +50,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from rlsuite.cli import check_choice
 from rlsuite.distributions import Actor, SDEConfig
 from rlsuite.envs import (Normalization, NormalizationConfig, ObsNormalization, env_action, find_wrapper, make_env,
                           normalize_env)
@@ -77,7 +78,10 @@ class A3CConfig(SDEConfig, NormalizationConfig):
     """t_max, steps per worker between updates, fewer at an episode end (Mnih et al. 2016: 5 on Atari
     with 16 threads; 128 chosen here by seed sweeps, docs/05_a3c.md)"""
     learning_rate: float = 7e-4
-    """step size of the shared Adam optimizer (OpenAI baselines' A2C: 7e-4)"""
+    """step size of the shared optimizer (OpenAI baselines' A2C: 7e-4)"""
+    optimizer: str = "adam"
+    """adam | rmsprop (decay 0.99, eps 1e-5, no momentum: the RMSProp of Mnih et al. 2016, whose
+    statistics, like Adam's moments here, live in shared memory; a2c.py's --optimizer rmsprop)"""
     anneal_lr: bool = True
     """decay the learning rate linearly to 0 over the budget (Mnih et al. 2016 anneal to 0)"""
     gamma: float = 0.98
@@ -91,12 +95,18 @@ class A3CConfig(SDEConfig, NormalizationConfig):
     """gradient-norm clip of each network's gradient (actor, critic separately) before it is pushed
     (OpenAI baselines a2c: 0.5)"""
     adam_eps: float = 1e-5
-    """epsilon of the shared Adam"""
+    """epsilon of the shared Adam (RMSprop's is 1e-5, as in a2c.py)"""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """hidden layer widths of the policy and value MLPs (tanh)"""
     log_std_init: float = 0.0
     """log sigma of the Gaussian policy at the start, every action dimension (Box actions only; 0: sigma = 1;
     rl-zoo's log_std_init)"""
+
+    def validate(self) -> None:
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+
+
+OPTIMIZERS = ("adam", "rmsprop")
 
 
 # tune.py's search space (Optuna): field -> ("log", low, high) | ("float", low, high) |
@@ -176,6 +186,43 @@ class SharedAdam:
         torch._foreach_addcdiv_(self.params, self.exp_avg, denom, value=-lr / bias1)
 
 
+class SharedRMSprop:
+    """RMSProp with shared statistics, the optimizer of Mnih et al. 2016 (sec. 4 and suppl. S7).
+
+    The running average of squared gradients, g2 <- alpha g2 + (1 - alpha) g^2, is one
+    shared-memory tensor per parameter tensor, allocated before the workers start, so every
+    worker scales its step by the statistics of every worker's gradients; Mnih et al. found
+    this shared variant more robust than a per-thread one. No momentum term (theirs has none;
+    Adam's first moment is a momentum that here averages gradients computed on stale copies of
+    the parameters). The same arithmetic as ``torch.optim.RMSprop(alpha=0.99, eps=1e-5)``, the
+    optimizer of a2c.py's --optimizer rmsprop and of Stable-Baselines3's A2C; updated without
+    locks, like ``SharedAdam``.
+    """
+
+    def __init__(self, params, alpha: float = 0.99, eps: float = 1e-5):
+        self.params = list(params)
+        self.alpha = alpha
+        self.eps = eps
+        self.square_avg = [torch.zeros_like(p).share_memory_() for p in self.params]
+
+    @torch.no_grad()
+    def step(self, grads, lr: float) -> None:
+        """g2 <- alpha g2 + (1 - alpha) g^2;  theta <- theta - lr g / (sqrt(g2) + eps)."""
+        grads = list(grads)
+        torch._foreach_mul_(self.square_avg, self.alpha)
+        torch._foreach_addcmul_(self.square_avg, grads, grads, value=1 - self.alpha)
+        denom = torch._foreach_sqrt(self.square_avg)
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_addcdiv_(self.params, grads, denom, value=-lr)
+
+
+def make_optimizer(params: list, cfg: A3CConfig) -> "SharedAdam | SharedRMSprop":
+    """The shared optimizer ``cfg.optimizer`` names, over the global model's ``params``."""
+    if cfg.optimizer == "rmsprop":
+        return SharedRMSprop(params)
+    return SharedAdam(params, eps=cfg.adam_eps)
+
+
 def flat_parameters(*modules: torch.nn.Module) -> torch.Tensor:
     """Put every parameter of ``modules`` in one contiguous tensor and make each parameter a
     view of it; return the tensor.
@@ -215,7 +262,7 @@ class Shared:
     actor: Actor
     critic: torch.nn.Module
     params: torch.Tensor  # theta and phi in one tensor; the parameters of actor and critic are views of it
-    optimizer: SharedAdam  # steps ``params``
+    optimizer: SharedAdam | SharedRMSprop  # steps ``params``
     counter: object  # global_step: transitions taken by all workers (multiprocessing.Value)
     active: object   # workers still in their loop
     paused: object   # workers waiting at the pause gate
@@ -404,7 +451,7 @@ def train(cfg: A3CConfig, run) -> Actor:
     critic = build_critic(run.obs_dim, cfg)
     params = flat_parameters(actor, critic).share_memory_()  # theta, phi: the global model
     shared = Shared(
-        actor, critic, params, SharedAdam([params], eps=cfg.adam_eps),
+        actor, critic, params, make_optimizer([params], cfg),
         counter=ctx.Value("q", 0), active=ctx.Value("i", cfg.num_workers), paused=ctx.Value("i", 0),
         stop=ctx.Event(), pause=ctx.Event(), queue=ctx.Queue(),
         # Gymnasium's RunningMeanStd starts at mean 0, variance 1

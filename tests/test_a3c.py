@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import a3c
-from a3c import SharedAdam
+from a3c import SharedAdam, SharedRMSprop
 from rlsuite.nets import numpy_forward
 from rlsuite.runner import saved_state
 from conftest import ROOT, learning_seed, read_run, run_dir, run_script
@@ -41,6 +41,54 @@ def test_shared_adam_matches_torch_adam():
         torch.testing.assert_close(a, b)
     assert float(shared.step_count) == 5
     assert shared.step_count.is_shared() and all(m.is_shared() for m in shared.exp_avg + shared.exp_avg_sq)
+
+
+def test_shared_rmsprop_matches_torch_rmsprop():
+    """--optimizer rmsprop is RMSprop as a2c.py's (torch.optim.RMSprop, decay 0.99, eps 1e-5, no
+    momentum): the same trajectory on one process, its statistics in shared memory."""
+    torch.manual_seed(0)
+    ours = torch.nn.Linear(3, 2)
+    ref = torch.nn.Linear(3, 2)
+    ref.load_state_dict(ours.state_dict())
+    shared = SharedRMSprop(ours.parameters())
+    torch_rmsprop = torch.optim.RMSprop(ref.parameters(), lr=1e-2, alpha=0.99, eps=1e-5)
+    start = [p.detach().clone() for p in ours.parameters()]
+    for _ in range(5):
+        x = torch.randn(8, 3)
+        for net in (ours, ref):
+            net.zero_grad()
+            (net(x) ** 2).mean().backward()
+        shared.step([p.grad for p in ours.parameters()], lr=1e-2)
+        torch_rmsprop.step()
+    for a, b, s0 in zip(ours.parameters(), ref.parameters(), start):
+        torch.testing.assert_close(a, b)
+        assert not torch.equal(a, s0)
+    assert all(g2.is_shared() for g2 in shared.square_avg)
+
+
+def test_rmsprop_first_step_by_hand():
+    """From g2 = 0, one step sets g2 = 0.01 g^2, so theta moves by lr g / (0.1 |g| + eps): about
+    10 lr against the gradient's sign, whatever its size, and not at all where g = 0."""
+    theta = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    opt = SharedRMSprop([theta])
+    opt.step([torch.tensor([0.3, -4.0, 0.0], dtype=torch.float64)], lr=1e-3)
+    expected = torch.tensor([1.0 - 1e-3 * 0.3 / (0.03 + 1e-5), -2.0 + 1e-3 * 4.0 / (0.4 + 1e-5), 0.5],
+                            dtype=torch.float64)
+    torch.testing.assert_close(theta, expected, atol=1e-12, rtol=0)
+    torch.testing.assert_close(opt.square_avg[0], torch.tensor([0.0009, 0.16, 0.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("name, kind", [("adam", SharedAdam), ("rmsprop", SharedRMSprop)])
+def test_the_optimizer_field_picks_the_shared_optimizer(name, kind):
+    params = torch.zeros(4).share_memory_()
+    assert isinstance(a3c.make_optimizer([params], a3c.A3CConfig(optimizer=name)), kind)
+
+
+def test_an_unknown_optimizer_is_one_line_and_exit_2(tmp_path):
+    proc = run_script("a3c_benchmark.py", "--optimizer", "sgd", "--results-dir", tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "--optimizer" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 @pytest.mark.slow
