@@ -7,7 +7,9 @@ processes each own an environment and a local copy of both networks, and loop:
     act for up to t_max steps (or to the end of the episode)
     R = 0 if the episode terminated, else V(s_last)         (bootstrap; also on truncation)
     R_t = r_t + gamma * R_{t+1}, backwards over the segment   (n-step returns)
-    loss = -mean_t[log pi(a_t|s_t) (R_t - V(s_t))] + vf_coef * 0.5 mean_t[(R_t - V(s_t))^2]
+    A_t = R_t - V(s_t)        (with --gae-lambda below 1: GAE(gamma, lambda) over the segment,
+                               and R_t = A_t + V(s_t), as in a2c.py)
+    loss = -mean_t[log pi(a_t|s_t) A_t] + vf_coef * 0.5 mean_t[(R_t - V(s_t))^2]
            - ent_coef * mean_t[H(pi(.|s_t))]
     push the local gradients into the global model with a shared optimizer, no locks (Hogwild,
     Recht et al. 2011)
@@ -57,7 +59,7 @@ from rlsuite.envs import (Normalization, NormalizationConfig, ObsNormalization, 
 from rlsuite.evaluation import load_policy  # noqa: F401  (the protocol's loader, written once)
 from rlsuite.nets import clip_grad_norm, mlp
 from rlsuite.policy import approx_kl, explained_variance
-from rlsuite.returns import reward_to_go
+from rlsuite.returns import gae, reward_to_go
 
 EPISODE_COLUMNS = ["worker"]
 UPDATE_COLUMNS = ["worker", "segment_length"]
@@ -87,6 +89,9 @@ class A3CConfig(SDEConfig, NormalizationConfig):
     gamma: float = 0.98
     """discount factor gamma (rl-zoo's tuned PPO CartPole-v1 entry: 0.98; chosen here by seed sweeps,
     docs/05_a3c.md)"""
+    gae_lambda: float = 1.0
+    """lambda of GAE(gamma, lambda) over each segment; 1.0 (Mnih et al. 2016) gives the n-step advantages
+    R_t - V(s_t), as a2c.py at the same lambda"""
     ent_coef: float = 0.0
     """beta, weight of the entropy bonus (Mnih et al. 2016: 0.01 on Atari; rl-zoo's A2C CartPole-v1: 0)"""
     vf_coef: float = 0.5
@@ -116,6 +121,7 @@ SEARCH_SPACE = {
     "learning_rate": ("log", 1e-5, 1e-1),
     "num_steps": ("choice", [16, 32, 64, 128, 256]),
     "gamma": ("choice", [0.9, 0.95, 0.98, 0.99, 0.995, 0.999]),
+    "gae_lambda": ("choice", [0.8, 0.9, 0.92, 0.95, 0.98, 0.99, 1.0]),
     "ent_coef": ("log", 1e-8, 0.1),
     "vf_coef": ("float", 0.1, 1.0),
     "max_grad_norm": ("choice", [0.3, 0.5, 0.7, 1.0, 2.0, 5.0]),
@@ -249,6 +255,28 @@ def n_step_returns(rewards: np.ndarray, terminated: bool, bootstrap_value: float
     return reward_to_go(rewards, gamma, 0.0 if terminated else bootstrap_value)
 
 
+def segment_targets(rewards: np.ndarray, values: np.ndarray, terminated: bool, truncated: bool,
+                    bootstrap_value: float, gamma: float, gae_lambda: float) -> tuple[np.ndarray, np.ndarray]:
+    """Advantages A_t and critic targets R_t of one segment, ``values`` = V(s_t) of its states.
+
+    lambda = 1: the n-step returns R_t (``n_step_returns``) and A_t = R_t - V(s_t), Mnih et al.'s
+    estimator. lambda < 1: GAE(gamma, lambda) (``rlsuite.returns.gae``, a2c.py's) with
+    V(s_T) = ``bootstrap_value`` after the last step unless the episode terminated, and
+    R_t = A_t + V(s_t). A segment ends at t_max or at the end of its episode, so only its
+    last step can be terminated or truncated.
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    if gae_lambda == 1.0:
+        returns = n_step_returns(rewards, terminated, bootstrap_value, gamma)
+        return returns - values, returns
+    last = np.zeros(len(rewards), dtype=bool)
+    last[-1] = True
+    advantages = gae(rewards, np.append(values, bootstrap_value), last & terminated, last & truncated,
+                     np.ones(len(rewards), dtype=bool), gamma, gae_lambda)
+    return advantages, advantages + values
+
+
 def policy_loss_fn(logp: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
     """-E[log pi(a|s) A]: the policy-gradient loss; ``advantages`` carry no gradient."""
     return -(logp * advantages).mean()
@@ -337,14 +365,12 @@ def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_a
             if not seg_rewards:
                 break
 
-            # 3. n-step returns: bootstrap from V(obs the segment ended on) unless terminated
+            # 3. The bootstrap V(obs the segment ended on), used unless the episode terminated
             #    (a time-limit truncation or the t_max cut is not an end of the task).
             with torch.no_grad():
                 bootstrap = float(critic(torch.as_tensor(obs, dtype=torch.float32)))
             if terminated or truncated:
                 obs, _ = env.reset()
-            returns = torch.as_tensor(n_step_returns(np.array(seg_rewards), terminated, bootstrap, cfg.gamma),
-                                      dtype=torch.float32)
             obs_t = torch.as_tensor(np.array(seg_obs), dtype=torch.float32)
             actions_t = torch.as_tensor(np.array(seg_actions))
             if index == 0 and obs_rms is not None:  # publish the statistics evaluation uses
@@ -356,7 +382,9 @@ def worker(index: int, cfg: A3CConfig, env_id: str, seed: int, obs_dim: int, n_a
             logp = dist.log_prob(actions_t)
             entropy = dist.entropy().mean()
             values = critic(obs_t).squeeze(-1)
-            policy_loss = policy_loss_fn(logp, returns - values.detach())
+            advantages, returns = (torch.as_tensor(x, dtype=torch.float32) for x in segment_targets(
+                seg_rewards, values.detach().numpy(), terminated, truncated, bootstrap, cfg.gamma, cfg.gae_lambda))
+            policy_loss = policy_loss_fn(logp, advantages)
             value_loss = 0.5 * (values - returns).square().mean()
             loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
             for p in local_params:

@@ -91,6 +91,33 @@ def test_an_unknown_optimizer_is_one_line_and_exit_2(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_segment_targets_at_lambda_1_are_the_n_step_returns():
+    """By hand, gamma 0.5, a segment cut by t_max (bootstrap V = 8): R_2 = 3 + .5 * 8 = 7,
+    R_1 = 2 + .5 * 7 = 5.5, R_0 = 1 + .5 * 5.5 = 3.75; A_t = R_t - V(s_t)."""
+    adv, ret = a3c.segment_targets([1.0, 2.0, 3.0], [0.5, 1.0, 2.0], False, False, 8.0, 0.5, 1.0)
+    np.testing.assert_allclose(ret, [3.75, 5.5, 7.0])
+    np.testing.assert_allclose(adv, [3.25, 4.5, 5.0])
+    adv, ret = a3c.segment_targets([1.0, 2.0, 3.0], [0.5, 1.0, 2.0], True, False, 8.0, 0.5, 1.0)
+    np.testing.assert_allclose(ret, [2.75, 3.5, 3.0])  # terminated: no bootstrap
+
+
+@pytest.mark.parametrize("terminated, truncated", [(False, False), (False, True), (True, False)])
+def test_segment_targets_below_lambda_1_are_gae_by_hand(terminated, truncated):
+    """gamma 0.5, lambda 0.5, V = [0.5, 1, 2], bootstrap 8 (dropped only if terminated):
+    delta = r_t + 0.5 V(s_t+1) - V(s_t) = [1.0, 2.0, 1 + 0.5 * V_T];  A_t = delta_t + 0.25 A_t+1."""
+    v_last = 0.0 if terminated else 8.0
+    delta = np.array([1.0 + 0.5 * 1.0 - 0.5, 2.0 + 0.5 * 2.0 - 1.0, 3.0 + 0.5 * v_last - 2.0])
+    a2 = delta[2]
+    a1 = delta[1] + 0.25 * a2
+    a0 = delta[0] + 0.25 * a1
+    adv, ret = a3c.segment_targets([1.0, 2.0, 3.0], [0.5, 1.0, 2.0], terminated, truncated, 8.0, 0.5, 0.5)
+    np.testing.assert_allclose(adv, [a0, a1, a2])
+    np.testing.assert_allclose(ret, np.array([a0, a1, a2]) + [0.5, 1.0, 2.0])
+    # lambda 0: one-step TD errors
+    adv0, _ = a3c.segment_targets([1.0, 2.0, 3.0], [0.5, 1.0, 2.0], terminated, truncated, 8.0, 0.5, 0.0)
+    np.testing.assert_allclose(adv0, delta)
+
+
 @pytest.mark.slow
 def test_a3c_learns_cartpole_with_two_workers_within_budget(results):
     seed = learning_seed(1)
