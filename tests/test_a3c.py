@@ -22,36 +22,22 @@ from conftest import ROOT, learning_seed, read_run, run_dir, run_script
 ALGO = "a3c"
 
 
-def test_shared_adam_matches_torch_adam():
-    """The hand-written update is Adam: same trajectory as torch.optim.Adam on one process."""
+@pytest.mark.parametrize("name", ["adam", "rmsprop"])
+def test_shared_optimizer_matches_its_torch_optimizer(name):
+    """The hand-written updates are Adam and RMSprop (a2c.py's: decay 0.99, eps 1e-5, no momentum):
+    on one process, the same trajectory as torch.optim's, their state in shared memory."""
     torch.manual_seed(0)
     ours = torch.nn.Linear(3, 2)
     ref = torch.nn.Linear(3, 2)
     ref.load_state_dict(ours.state_dict())
-    shared = SharedAdam(ours.parameters(), eps=1e-5)
-    torch_adam = torch.optim.Adam(ref.parameters(), lr=1e-2, eps=1e-5)
-    for _ in range(5):
-        x = torch.randn(8, 3)
-        for net in (ours, ref):
-            net.zero_grad()
-            (net(x) ** 2).mean().backward()
-        shared.step([p.grad for p in ours.parameters()], lr=1e-2)
-        torch_adam.step()
-    for a, b in zip(ours.parameters(), ref.parameters()):
-        torch.testing.assert_close(a, b)
-    assert float(shared.step_count) == 5
-    assert shared.step_count.is_shared() and all(m.is_shared() for m in shared.exp_avg + shared.exp_avg_sq)
-
-
-def test_shared_rmsprop_matches_torch_rmsprop():
-    """--optimizer rmsprop is RMSprop as a2c.py's (torch.optim.RMSprop, decay 0.99, eps 1e-5, no
-    momentum): the same trajectory on one process, its statistics in shared memory."""
-    torch.manual_seed(0)
-    ours = torch.nn.Linear(3, 2)
-    ref = torch.nn.Linear(3, 2)
-    ref.load_state_dict(ours.state_dict())
-    shared = SharedRMSprop(ours.parameters())
-    torch_rmsprop = torch.optim.RMSprop(ref.parameters(), lr=1e-2, alpha=0.99, eps=1e-5)
+    if name == "adam":
+        shared = SharedAdam(ours.parameters(), eps=1e-5)
+        reference = torch.optim.Adam(ref.parameters(), lr=1e-2, eps=1e-5)
+        state = [shared.step_count, *shared.exp_avg, *shared.exp_avg_sq]
+    else:
+        shared = SharedRMSprop(ours.parameters())
+        reference = torch.optim.RMSprop(ref.parameters(), lr=1e-2, alpha=0.99, eps=1e-5)
+        state = shared.square_avg
     start = [p.detach().clone() for p in ours.parameters()]
     for _ in range(5):
         x = torch.randn(8, 3)
@@ -59,11 +45,13 @@ def test_shared_rmsprop_matches_torch_rmsprop():
             net.zero_grad()
             (net(x) ** 2).mean().backward()
         shared.step([p.grad for p in ours.parameters()], lr=1e-2)
-        torch_rmsprop.step()
+        reference.step()
     for a, b, s0 in zip(ours.parameters(), ref.parameters(), start):
         torch.testing.assert_close(a, b)
         assert not torch.equal(a, s0)
-    assert all(g2.is_shared() for g2 in shared.square_avg)
+    assert all(t.is_shared() for t in state)
+    if name == "adam":
+        assert float(shared.step_count) == 5
 
 
 def test_rmsprop_first_step_by_hand():
