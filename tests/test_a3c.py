@@ -107,14 +107,10 @@ def test_segment_targets_below_lambda_1_are_gae_by_hand(terminated, truncated):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("options", [(), ("--optimizer", "rmsprop", "--gae-lambda", "0.9")],
-                         ids=["defaults", "rmsprop-gae"])
-def test_a3c_learns_cartpole_with_two_workers_within_budget(results, options):
-    # rmsprop-gae: three runs of seed 1 beside CI and a training run peaked at 497 / 500 / 500
-    # (first evaluation, at 5k steps, 418 to 432).
+def test_a3c_learns_cartpole_with_two_workers_within_budget(results):
     seed = learning_seed(1)
     proc = run_script("a3c_benchmark.py", "--seed", seed, "--total-steps", "40000",
-                      "--num-workers", "2", "--results-dir", results, *options)
+                      "--num-workers", "2", "--results-dir", results)
     assert proc.returncode == 0, proc.stderr
     assert "Warning" not in proc.stderr, proc.stderr  # the workers' logging stays quiet (no float() of a graph)
     r = read_run(run_dir(results, ALGO, seed))
