@@ -1062,7 +1062,9 @@ def plot_final_scores_all_envs(runs: pd.DataFrame, reps: int, path: Path, column
         ax.set_visible(False)
     for ax in axes[:, 0]:
         ax.set_ylabel("final eval return")
-    fig.suptitle("Final score per run (dots) and IQM with 95% CI (diamonds), each env on its own scale")
+    # one line fits three panels or more; a narrower grid breaks it in two instead of cropping it
+    fig.suptitle("Final score per run (dots) and IQM with 95% CI (diamonds),"
+                 + (" " if ncols >= 3 else "\n") + "each env on its own scale")
     fig.savefig(path)
     plt.close(fig)
 
