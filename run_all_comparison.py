@@ -693,23 +693,31 @@ class Estimator:
     """Wall time of the runs left, from the timed runs per (algorithm, env) (rlsuite.suites).
 
     A run takes its slots for its estimated time, so the matrix needs about the sum of
-    slots x time over the slots there are. Each finished run updates the throughput
-    table, and the ratio of measured to estimated time of this matrix's finished runs
-    corrects the runs still to come (a busier machine than the table's).
+    slots x time over the slots there are. The ratio of measured to estimated time of
+    this matrix's finished runs corrects the runs still to come (a busier or faster
+    machine than the table's). That ratio scales the estimates the table gave when the
+    matrix started: each finished run also goes into the table, and scaling an estimate
+    that already holds this machine's runs would count the difference twice. A pair the
+    table had not timed at the start takes the table's estimate as it is now, measured
+    here.
     """
 
     def __init__(self, specs: list[RunSpec], throughput: Throughput, jobs: int):
         self.left = {id(s): s for s in specs}
         self.throughput, self.jobs = throughput, jobs
+        self.at_start = {id(s): self._table_s(s) for s in specs}
         self.measured_s = self.estimated_s = 0.0
         self.walls: list[float] = []
+
+    def _table_s(self, spec: RunSpec) -> float | None:
+        return self.throughput.estimate_s(spec.algo, spec.env_id, spec.steps, spec.eval_every)
 
     def finished(self, outcome: Outcome) -> None:
         spec = outcome.spec
         self.left.pop(id(spec), None)
         if outcome.status != "completed" or outcome.wall_s <= 0:
             return
-        estimate = self.throughput.estimate_s(spec.algo, spec.env_id, spec.steps, spec.eval_every)
+        estimate = self.at_start.get(id(spec))
         if estimate is not None:
             self.measured_s += outcome.wall_s
             self.estimated_s += estimate
@@ -720,9 +728,9 @@ class Estimator:
 
     def run_s(self, spec: RunSpec) -> float | None:
         """One run's estimated wall time, corrected by this matrix's runs so far; None if untimed."""
-        estimate = self.throughput.estimate_s(spec.algo, spec.env_id, spec.steps, spec.eval_every)
+        estimate = self.at_start.get(id(spec))
         if estimate is None:
-            return None
+            return self._table_s(spec)
         return estimate * (self.measured_s / self.estimated_s if self.estimated_s > 0 else 1.0)
 
     def remaining_s(self) -> float | None:

@@ -186,6 +186,28 @@ def test_estimator_sums_slot_time_over_slots_and_calibrates(tmp_path):
     assert orchestrator.Estimator(unknown, t, 2).remaining_s() is None
 
 
+def test_estimator_corrects_the_start_estimates_once_when_finished_runs_enter_the_table(tmp_path):
+    # the shipped table says 10 s a run; this machine takes 30 s. The finished run goes into
+    # the results tree's table (which then estimates 30 s), and the ratio 3 scales the start
+    # estimate: the run left is 30 s, not 90 s (the ratio applied to the updated table)
+    shipped = tmp_path / "shipped.json"
+    shipped.write_text(json.dumps({"runs": {"ppo/E": [[1000, 10.0]]}}))
+    t = Throughput(tmp_path / "results", shipped)
+    specs = [orchestrator.RunSpec("ppo", "E", s, tmp_path / str(s), [], 1, steps=1000) for s in (1, 2)]
+    est = orchestrator.Estimator(specs, t, jobs=1)
+    assert est.remaining_s() == pytest.approx(20.0)
+    est.finished(orchestrator.Outcome(specs[0], "completed", 30.0, {"total_steps": 1000}))
+    assert t.estimate_s("ppo", "E", 1000) == pytest.approx(30.0)
+    assert est.remaining_s() == pytest.approx(30.0)
+    assert est.run_s(specs[1]) == pytest.approx(30.0)
+    # a pair untimed at the start is estimated from the table once this machine has timed it
+    late = orchestrator.RunSpec("trpo", "E", 1, tmp_path / "t", [], 1, steps=1000)
+    est = orchestrator.Estimator([late, specs[1]], t, jobs=1)
+    assert est.run_s(late) is None
+    t.add("trpo", "E", 1000, 40.0)
+    assert est.run_s(late) == pytest.approx(40.0)
+
+
 def test_dry_run_of_a_suite_prints_per_env_seeds_and_an_estimate(tmp_path):
     proc = orchestrate(tmp_path, "--suite", "classic", "--algos", "ppo", "--dry-run")
     assert proc.returncode == 0, proc.stderr
